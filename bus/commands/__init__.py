@@ -1,0 +1,1 @@
+"""The `bus` command's areas of work, one module each."""
