@@ -12,6 +12,7 @@ from importlib import metadata
 import click
 
 from bus.commands.schema import schema
+from bus.commands.topology import topology
 
 
 def _version() -> str:
@@ -34,3 +35,4 @@ def main() -> None:
 
 
 main.add_command(schema)
+main.add_command(topology)

@@ -3,7 +3,7 @@ second-precision timestamps in UTC (the national portal keeps nothing finer)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -15,14 +15,20 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
+_ZERO = timedelta(0)
+
+
 def _in_utc(moment: datetime) -> datetime:
     # One zone for every moment: equal moments are then equal models, and no odd offset
-    # (an ambiguous local hour, seconds in an offset) survives to trip a round trip.
-    return moment.astimezone(UTC)
+    # (an ambiguous local hour, seconds in an offset) survives to trip a round trip. Most
+    # arrive in UTC already, and converting is the expensive part.
+    return moment if moment.utcoffset() == _ZERO else moment.astimezone(UTC)
 
 
 def _whole_seconds_in_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(microsecond=0)
+    if moment.microsecond or moment.utcoffset() != _ZERO:
+        return moment.astimezone(UTC).replace(microsecond=0)
+    return moment
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)

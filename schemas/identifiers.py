@@ -23,6 +23,14 @@ class _Identifier(str):
     pattern: ClassVar[re.Pattern[str]]
     rule: ClassVar[str]
     label: ClassVar[str]
+    # Agency and procedure codes repeat in every event, a dossier code twice in each: the
+    # parsed ones are kept, so the bus pays for a regular expression only on news.
+    _known: ClassVar[dict[str, Any]]
+    _KNOWN_MAX: ClassVar[int] = 10_000
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._known = {}
 
     @classmethod
     def parse(cls, text: object) -> Self:
@@ -37,10 +45,15 @@ class _Identifier(str):
         # Inside a model, pydantic reports the field and the value; the message is the rule.
         if isinstance(text, cls):
             return text
+        if type(text) is str and (known := cls._known.get(text)) is not None:
+            return known  # type: ignore[no-any-return]
         if not isinstance(text, str) or cls.pattern.fullmatch(text) is None:
             raise ValueError(cls.rule)
         identifier = cls(text)
         identifier._check()
+        if len(cls._known) >= cls._KNOWN_MAX:
+            cls._known.clear()
+        cls._known[text] = identifier
         return identifier
 
     def _check(self) -> None:

@@ -1,0 +1,78 @@
+"""The one settings object, read from `BUS_*` environment variables at the entry point and
+passed down; no other module reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BUS_", frozen=True, extra="ignore")
+
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F"),
+        description="Broker URL; amqps:// for TLS. Secret because it holds a password.",
+    )
+    prefetch: int = Field(200, ge=1, description="Unacked deliveries per consumer.")
+    publish_window: int = Field(1000, ge=1, description="Unconfirmed publishes in flight.")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="Larger bodies dead-letter.")
+    retry_delays: tuple[float, ...] = Field(
+        (1.0, 10.0, 60.0, 600.0), description="Seconds each retry tier holds a message."
+    )
+    max_attempts: int = Field(
+        5, ge=1, description="Handling attempts before a failing message is dead-lettered."
+    )
+    delivery_limit: int = Field(
+        20, ge=1, description="Broker-side redelivery cap on portal.sync (crash loops)."
+    )
+    audit_max_age: str = Field("30D", description="Retention of the dossier.audit stream.")
+    audit_max_bytes: int = Field(20 * 1024**3, description="Size cap of the dossier.audit stream.")
+    reconnect_max_delay: float = Field(5.0, gt=0, description="Backoff cap between reconnects.")
+    signing_key_id: str | None = Field(None, description="Key id this process signs with.")
+    signing_key: SecretStr | None = Field(
+        None, description="HMAC secret (base64) or Ed25519 private key (PEM) to sign with."
+    )
+    signing_key_file: Path | None = Field(None, description="File holding the signing key.")
+    verify_keys_file: Path | None = Field(
+        None, description="Key registry (JSON) of the keys the consumer accepts."
+    )
+    portal_url: str = Field(
+        "http://127.0.0.1:8700",
+        description="Base URL of the national portal's sync API; by default the simulator's.",
+    )
+    portal_username: str = Field("dossier-bus", description="Account the bus logs in with.")
+    portal_password: SecretStr = Field(
+        SecretStr("dossier-bus"), description="Its password; the default is the simulator's."
+    )
+    portal_timeout: float = Field(
+        10.0, gt=0, description="Seconds to connect, to send, and to wait for each answer."
+    )
+    sync_concurrency: int = Field(
+        8, ge=1, description="Portal calls in flight at once, and pooled connections."
+    )
+    sync_rate: float = Field(
+        20.0, gt=0, description="Most portal calls per second; a 429 halves the rate for a while."
+    )
+    sync_min_rate: float = Field(1.0, gt=0, description="How low 429s can push the rate.")
+    breaker_threshold: int = Field(
+        5, ge=1, description="Portal failures in a row that open the circuit breaker."
+    )
+    breaker_cooldown: float = Field(
+        5.0, gt=0, description="Seconds the breaker stays open before one probe call."
+    )
+    breaker_max_cooldown: float = Field(
+        300.0, gt=0, description="Cap of the cooldown, which doubles with each failed probe."
+    )
+    state_url: SecretStr = Field(
+        SecretStr("sqlite:///bus-state.sqlite3"),
+        description="Per-dossier state store: sqlite:///file or postgresql://... (may hold a"
+        " password).",
+    )
+    log_format: Literal["json", "console", "auto"] = Field(
+        "auto", description="json in production; console when attached to a terminal."
+    )
+    log_level: str = Field("info")
