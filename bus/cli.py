@@ -11,7 +11,9 @@ from importlib import metadata
 
 import click
 
+from bus.commands.portal_sim import portal_sim
 from bus.commands.schema import schema
+from bus.commands.sync import reconcile, sync
 from bus.commands.topology import topology
 
 
@@ -34,5 +36,8 @@ def main() -> None:
     """
 
 
+main.add_command(portal_sim)
 main.add_command(schema)
 main.add_command(topology)
+main.add_command(sync)
+main.add_command(reconcile)

@@ -80,6 +80,8 @@ class Consumer:
             log.exception("message left unacked", queue=self._queue)
             self._settle(message, ack=False)
             return
+        finally:
+            self._last_delivery = time.monotonic()  # finishing a message is activity too
         self.handled += 1
         self._settle(message, ack=True)
 

@@ -20,8 +20,11 @@ ERROR_CLASS = "x-bus-error-class"
 ERROR = "x-bus-error"
 ORIGINAL_EXCHANGE = "x-bus-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-bus-original-routing-key"
+# Set by `bus reconcile` on an event it re-queues: apply it even though its seq was applied.
+RESYNC = "x-bus-resync"
 
-BUS_HISTORY = frozenset(
+# Only the bus writes these: a connector's message that carries any loses them on arrival.
+BUS_OWNED = frozenset(
     {
         ATTEMPT,
         FIRST_FAILURE,
@@ -31,5 +34,6 @@ BUS_HISTORY = frozenset(
         ERROR,
         ORIGINAL_EXCHANGE,
         ORIGINAL_ROUTING_KEY,
+        RESYNC,
     }
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bus.headers import ATTEMPT, BUS_HISTORY, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY
+from bus.headers import ATTEMPT, BUS_OWNED, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY
 from schemas import Event
 
 CONTENT_TYPE = "application/json"
@@ -53,8 +53,8 @@ class Message:
         # exchange, from a retry queue. A connector's message arrives through the events
         # exchange: drop any it sent, or it could skip retries, forge failure times, or
         # claim another unit's routing key.
-        if self.exchange and not BUS_HISTORY.isdisjoint(self.headers):
-            self.headers = {k: v for k, v in self.headers.items() if k not in BUS_HISTORY}
+        if self.exchange and not BUS_OWNED.isdisjoint(self.headers):
+            self.headers = {k: v for k, v in self.headers.items() if k not in BUS_OWNED}
 
     @property
     def attempt(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "bus_messages_total",
@@ -27,4 +27,11 @@ SYNC_LAG_SECONDS = Histogram(
     "From the event's occurrence to its application on the portal.",
     ["unit"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+PORTAL_BREAKER_OPEN = Gauge(
+    "bus_portal_breaker_open",
+    "1 while the circuit breaker in front of the portal is open or probing, else 0.",
+)
+PORTAL_BREAKER_OPENINGS = Counter(
+    "bus_portal_breaker_openings_total", "Times the breaker in front of the portal opened."
 )

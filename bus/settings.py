@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         description="Per-dossier state store: sqlite:///file or postgresql://... (may hold a"
         " password).",
     )
+    sync_batch_size: int = Field(100, ge=1, description="Most items in one portal call.")
+    sync_linger: float = Field(
+        0.005, ge=0, description="Seconds a batch waits for more items before it leaves."
+    )
+    allow_unsigned: bool = Field(
+        False, description="Consume without signature checks (development only)."
+    )
     log_format: Literal["json", "console", "auto"] = Field(
         "auto", description="json in production; console when attached to a terminal."
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from bus.headers import RESYNC
 from bus.message import Message
 from bus.middleware.base import Handler, Middleware
 
@@ -20,6 +21,10 @@ class Dedup(Middleware):
         self._in_flight: set[str] = set()
 
     async def __call__(self, message: Message, call_next: Handler) -> None:
+        if message.headers.get(RESYNC):
+            # Re-queued on purpose by `bus reconcile`: the version guard lets one copy through.
+            await call_next(message)
+            return
         key = str(message.event.event_id if message.event else message.message_id)
         if key in self._seen or key in self._in_flight:
             # A copy in flight counts as seen: if it fails, its retry carries the event on.

@@ -1,0 +1,98 @@
+"""`bus sync run` and `bus reconcile`: keep the national portal in step, and prove it is."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from bus.settings import Settings
+    from bus.sync.reconcile import Summary
+
+
+@click.group()
+def sync() -> None:
+    """The sync service: events from portal.sync to the national portal."""
+
+
+@sync.command("run")
+@click.option(
+    "--until-idle",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Stop once nothing arrived for this long (batch runs and tests); else run until SIGTERM.",
+)
+def run(until_idle: float | None) -> None:
+    """Consume portal.sync and apply every newer event to the portal, in order, in batches."""
+    from bus.logging import configure_logging
+    from bus.settings import Settings
+    from bus.sync.runner import UnsignedRefused, run_sync
+
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        asyncio.run(run_sync(settings, until_idle=until_idle))
+    except UnsignedRefused as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command()
+@click.option("--unit", required=True, help="Level-1 unit to check, e.g. H29 or G01.")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+    default=None,
+    help="Only dossiers applied at or after this moment (UTC unless it says otherwise).",
+)
+def reconcile(unit: str, since: datetime | None) -> None:
+    """Compare what the bus applied for UNIT with what the portal holds (TraCuuHoSo), and
+    re-queue only the dossiers that are missing there or different."""
+    from bus.logging import configure_logging
+    from bus.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    summary = asyncio.run(_reconcile(settings, unit, since))
+    click.echo(str(summary))
+
+
+async def _reconcile(settings: Settings, unit: str, since: datetime | None) -> Summary:
+    from bus.broker import Connection
+    from bus.publisher import Publisher
+    from bus.sync.reconcile import reconcile as run_reconcile
+    from bus.sync.runner import portal_client
+    from bus.sync.store import open_store
+
+    connection = Connection(settings.amqp_url.get_secret_value(), name="bus-reconcile")
+    publisher = Publisher(connection, window=settings.publish_window)
+    await connection.start(timeout=10)
+    last_shown = 0
+
+    def show(summary: Summary) -> None:
+        nonlocal last_shown
+        if summary.checked - last_shown >= 1000:
+            last_shown = summary.checked
+            click.echo(f"  … {summary}", err=True)
+
+    try:
+        async with (
+            open_store(settings.state_url.get_secret_value()) as store,
+            portal_client(settings) as portal,
+        ):
+            return await run_reconcile(
+                store,
+                portal,
+                publisher,
+                unit,
+                since=since,
+                concurrency=settings.sync_concurrency,
+                progress=show,
+            )
+    finally:
+        await connection.close()

@@ -1,0 +1,17 @@
+"""A sample local one-stop system: realistic dossiers and their whole lifecycles, from a seed.
+
+The demo, the sample local systems and the tests all need dossiers that look like the ones a
+province really handles: Vietnamese applicants, real-looking identity numbers and addresses,
+the national catalogue's kind of procedures, fees, supplements, results, and statuses that
+move only as DOMAIN.md's usual moves allow. The same seed always gives the same dossiers and
+events, so a run can be repeated and its outcome compared with what was generated.
+
+- `people`: applicants (names, identity numbers, phones, e-mails, addresses) and officers;
+- `procedures`: a small catalogue of procedures with their papers, fees and results;
+- `dossier`: one dossier as the local system keeps it, publishing an event at every step;
+- `lifecycle`: `lifecycles(...)`, each dossier's life and its contract events in `seq` order.
+"""
+
+from connectors.sample.lifecycle import lifecycles
+
+__all__ = ["lifecycles"]
