@@ -9,7 +9,9 @@ contract speaks typed English. This package is the only place that crosses betwe
 - `time`: wire dates;
 - `spelling`: each wire type as a string, written one way and read in every vendor's way;
 - `writer`: dossier to wire items, fast, trusting the model;
-- `reader`: wire items to a dossier, trusting nothing;
+- `records`: the table worked out once into what the readers walk;
+- `reader`: wire items to a dossier, trusting nothing, quickly when all is well;
+- `inspection`: the careful reading the reader falls back on, which finds every problem;
 - `problems`: what is wrong with an item, told in wire names, personal values masked.
 
 Reading back what was written gives the same dossier, for every valid dossier: the tests hold

@@ -37,12 +37,13 @@ _PROGRESS: Final = _fields(PROGRESS_FIELDS)
 
 
 def _written(model: object, fields: _Fields) -> dict[str, str]:
-    return {wire: spell(get(model)) for wire, get, spell in fields}
+    # Absent is "" whatever the type: only present values are spelled, most by a C function.
+    return {wire: "" if (v := get(model)) is None else spell(v) for wire, get, spell in fields}
 
 
 def to_dossier_item(dossier: Dossier) -> WireItem:
     """The `DongBoHoSoMC` data item; the progress travels apart, as `to_progress_item`s."""
-    item: WireItem = {wire: spell(get(dossier)) for wire, get, spell in _DOSSIER}
+    item: WireItem = {**_written(dossier, _DOSSIER)}
     for wire, get, fields in _LISTS:
         item[wire] = [_written(entry, fields) for entry in get(dossier)]
     return item
