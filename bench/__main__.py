@@ -17,6 +17,7 @@ BENCHMARKS = {
     "contract": "bench.contract",
     "publish": "bench.publish",
     "consume": "bench.consume",
+    "sync": "bench.sync",
 }
 
 
