@@ -1,5 +1,6 @@
 """Connectors: one per local dossier system, publishing its dossiers as contract events.
 
-The connector SDK and the built-in kinds (REST polling, SQL polling, webhook, file drop)
-live here.
+`connectors.sample` generates seeded, realistic dossier lifecycles for tests, benchmarks and
+demonstrations. The connector SDK and the built-in kinds (REST polling, SQL polling,
+webhook, file drop) are still to be built here.
 """
