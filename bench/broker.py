@@ -22,6 +22,7 @@ import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from bench.contract import an_event
+from bus.broker import properties
 from bus.message import Outgoing
 from schemas import Event, encode_event
 
@@ -96,21 +97,7 @@ async def _open(url: str) -> tuple[AsyncioConnection, pika.channel.Channel]:
 def prebuilt(messages: list[Outgoing]) -> list[tuple[bytes, pika.BasicProperties]]:
     """The bus's messages as pika would send them: the raw client publishes exactly the
     bytes, properties and headers the bus produces, and does nothing else."""
-    return [
-        (
-            message.body,
-            pika.BasicProperties(
-                delivery_mode=2,
-                content_type=message.content_type,
-                headers=message.headers,
-                message_id=message.message_id,
-                type=message.type,
-                app_id=message.app_id,
-                timestamp=message.timestamp,
-            ),
-        )
-        for message in messages
-    ]
+    return [(message.body, properties(message)) for message in messages]
 
 
 async def raw_publish(

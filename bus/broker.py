@@ -61,6 +61,20 @@ def _mismatch(error: ChannelClosed) -> TopologyMismatch | None:
     )
 
 
+def properties(message: Outgoing) -> pika.BasicProperties:
+    """The AMQP properties of a message: persistent, its identity, its headers."""
+    return pika.BasicProperties(
+        delivery_mode=2,
+        content_type=message.content_type,
+        headers=message.headers,
+        message_id=message.message_id,
+        type=message.type,
+        app_id=message.app_id,
+        user_id=message.user_id,
+        timestamp=message.timestamp,
+    )
+
+
 class _AsyncioConnection(AsyncioConnection):  # type: ignore[misc]
     def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
         # pika hands each frame of a message (method, header, body) to the socket with a
@@ -171,20 +185,7 @@ class Channel:
         if not self._raw.is_open or self.closed.done():
             raise ChannelClosed(0, "the channel is closed")
         self._raw.basic_publish(
-            message.exchange,
-            message.routing_key,
-            message.body,
-            pika.BasicProperties(
-                delivery_mode=2,
-                content_type=message.content_type,
-                headers=message.headers,
-                message_id=message.message_id,
-                type=message.type,
-                app_id=message.app_id,
-                user_id=message.user_id,
-                timestamp=message.timestamp,
-            ),
-            mandatory=True,
+            message.exchange, message.routing_key, message.body, properties(message), mandatory=True
         )
 
     async def consume(

@@ -182,9 +182,6 @@ class EventPublisher:
         self._publisher = publisher
         self._signer = signer
 
-    def outgoing(self, event: Event, body: bytes | None = None) -> Outgoing:
-        return event_message(event, self._signer, body)
-
     async def send(self, event: Event) -> asyncio.Future[None]:
         """Publish without waiting; the future resolves when the broker confirms."""
         return await self._publisher.send(event_message(event, self._signer))

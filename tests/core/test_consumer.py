@@ -21,6 +21,7 @@ from consumer_support import (
     ROUTING_KEY,
     Bus,
     Recorder,
+    a_signer,
     bus_in,
     consuming,
     dead_letters,
@@ -36,6 +37,7 @@ from bus.consumer import Consumer
 from bus.errors import PermanentError, TransientError
 from bus.message import Message
 from bus.middleware import Retries
+from bus.publisher import event_message
 from bus.signing import Signer
 from bus.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, SYNC_QUEUE, retry_queue_name
 from factories import a_status_changed, an_event_dict
@@ -378,7 +380,7 @@ def test_an_always_failing_message_gets_exactly_max_attempts_with_three_consumer
 
 async def publish_with_headers(bus: Bus, event: Any, **extra: Any) -> None:
     """A validly signed event carrying headers of the bus's own that its connector added."""
-    outgoing = bus.events.outgoing(event)
+    outgoing = event_message(event, a_signer())
     await bus.publisher.publish(replace(outgoing, headers={**outgoing.headers, **extra}))
 
 
