@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
 
 MESSAGES = Counter(
     "bus_messages_total",
@@ -35,3 +40,18 @@ PORTAL_BREAKER_OPEN = Gauge(
 PORTAL_BREAKER_OPENINGS = Counter(
     "bus_portal_breaker_openings_total", "Times the breaker in front of the portal opened."
 )
+
+
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: Metric, *values: str) -> Metric:
+    """`metric.labels(*values)`, looked up once per process.
+
+    labels() takes a lock and builds a tuple on every call, a cost per message on hot paths;
+    the label values (queues, units, outcomes) are few, so the children are kept for good.
+    """
+    child = _children.get((metric, values))
+    if child is None:
+        child = _children[metric, values] = metric.labels(*values)
+    return child

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter
-
 from bus.message import Message
-from bus.metrics import HANDLING_SECONDS, MESSAGES
+from bus.metrics import HANDLING_SECONDS, MESSAGES, labelled
 from bus.middleware.base import Handler, Middleware
 
 
 class Metrics(Middleware):
     def __init__(self, queue: str) -> None:
         self._queue = queue
-        self._timer = HANDLING_SECONDS.labels(queue)
-        # labels() takes a lock and builds a tuple on every call; the few (unit, outcome)
-        # pairs a queue sees are looked up once.
-        self._counters: dict[tuple[str, str], Counter] = {}
+        self._timer = labelled(HANDLING_SECONDS, queue)
 
     async def __call__(self, message: Message, call_next: Handler) -> None:
         started = time.perf_counter()
@@ -25,8 +20,5 @@ class Metrics(Middleware):
             await call_next(message)
         finally:
             self._timer.observe(time.perf_counter() - started)
-            key = (message.unit, message.outcome if message.outcome != "pending" else "failed")
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = MESSAGES.labels(self._queue, *key)
-            counter.inc()
+            outcome = message.outcome if message.outcome != "pending" else "failed"
+            labelled(MESSAGES, self._queue, message.unit, outcome).inc()

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 
+from bus import runtime
 from bus.broker import Connection
 from bus.consumer import Consumer
 from bus.metrics import PORTAL_BREAKER_OPEN, PORTAL_BREAKER_OPENINGS
@@ -95,6 +96,7 @@ async def run_sync(settings: Settings, *, until_idle: float | None = None) -> No
         )
         await connection.start()
         consumer.stop_on_signals()
+        runtime.settle()
         try:
             await consumer.run(until_idle=until_idle)
         finally:

@@ -38,7 +38,7 @@ import structlog
 from bus import headers
 from bus.errors import PortalRejected
 from bus.message import Message
-from bus.metrics import SYNC_LAG_SECONDS, SYNC_UPDATES
+from bus.metrics import SYNC_LAG_SECONDS, SYNC_UPDATES, labelled
 from bus.sync.batcher import Batcher
 from bus.sync.portal import ItemResult, PortalClient
 from bus.sync.store import Applied, AppliedRow, StateStore
@@ -50,7 +50,7 @@ log = structlog.get_logger(__name__)
 EXISTS, MISSING = 2, 3  # the portal's per-item codes that call for the other kind of write
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Update:
     """One event on its way to the portal; `done` tells its handler how it ended."""
 
@@ -60,13 +60,26 @@ class Update:
     done: asyncio.Future[str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    # Set when its batch is over, which may be after `done`: a refused item is settled while
-    # the rest of its batch is still on its way.
-    sent: asyncio.Event = field(default_factory=asyncio.Event)
+    # Its batch is over, which may be after `done`: a refused item is settled while the rest
+    # of its batch is still on its way. The event to wait on is made only for a next update
+    # of the same dossier that has to wait, which few do.
+    _sent: bool = False
+    _waiting: asyncio.Event | None = None
 
     @property
     def dossier(self) -> Dossier:
         return self.event.payload.dossier
+
+    async def wait_sent(self) -> None:
+        if not self._sent:
+            if self._waiting is None:
+                self._waiting = asyncio.Event()
+            await self._waiting.wait()
+
+    def mark_sent(self) -> None:
+        self._sent = True
+        if self._waiting is not None:
+            self._waiting.set()
 
 
 class SyncService:
@@ -100,7 +113,7 @@ class SyncService:
         assert event is not None, "the Decode middleware runs first"
         code = str(event.dossier_code)
         while (sending := self._sending.get(code)) is not None:
-            await sending.sent.wait()  # its outcome is its own handler's business
+            await sending.wait_sent()  # its outcome is its own handler's business
         applied = await self._last_applied(code)
         queued = self._queued.get(code)
         newest = max(applied.seq if applied else -1, queued.event.seq if queued else -1)
@@ -110,12 +123,12 @@ class SyncService:
         newest = max(newest, self._in_doubt.get(code, 0) - 1)
         if event.seq <= newest:
             message.outcome = "stale"
-            SYNC_UPDATES.labels(event.unit, "stale").inc()
+            labelled(SYNC_UPDATES, event.unit, "stale").inc()
             log.info("stale event not sent", seq=event.seq, newest_seq=newest)
             return
         if queued is not None:
             queued.done.set_result("superseded")
-            SYNC_UPDATES.labels(event.unit, "superseded").inc()
+            labelled(SYNC_UPDATES, event.unit, "superseded").inc()
         update = Update(event, message, resync=bool(message.headers.get(headers.RESYNC)))
         self._queued[code] = update
         self._batcher.add(str(event.source.agency), update)
@@ -157,7 +170,7 @@ class SyncService:
                 code = str(update.event.dossier_code)
                 if self._sending.get(code) is update:
                     del self._sending[code]
-                update.sent.set()
+                update.mark_sent()
 
     def _doubt(self, update: Update) -> None:
         code, seq = str(update.event.dossier_code), update.event.seq
@@ -190,8 +203,9 @@ class SyncService:
             self._remember(Applied(row.dossier_code, row.seq, row.progress_count, True))
             self._settle_doubt(update)
             unit = update.event.unit
-            SYNC_UPDATES.labels(unit, "applied").inc()
-            SYNC_LAG_SECONDS.labels(unit).observe((now - update.event.occurred_at).total_seconds())
+            labelled(SYNC_UPDATES, unit, "applied").inc()
+            lag = (now - update.event.occurred_at).total_seconds()
+            labelled(SYNC_LAG_SECONDS, unit).observe(lag)
             update.done.set_result("applied")
 
     async def _write_dossiers(
@@ -248,7 +262,7 @@ class SyncService:
 
     def _reject(self, update: Update, result: ItemResult) -> None:
         self._settle_doubt(update)
-        SYNC_UPDATES.labels(update.event.unit, "rejected").inc()
+        labelled(SYNC_UPDATES, update.event.unit, "rejected").inc()
         update.done.set_exception(
             PortalRejected(f"the portal refused {result.dossier_code}: {result.message}")
         )

@@ -21,6 +21,22 @@ _RULE = "a wire date must be yyyyMMddHHmmss in Vietnam time (UTC+7), e.g. 202401
 
 def to_wire_time(moment: datetime) -> str:
     """`yyyyMMddHHmmss` of the moment in Vietnam time, whatever zone it was given in."""
+    # A dossier's dates repeat in every snapshot of it (submitted, received, due...): each
+    # is spelled once, then looked up. Equal moments spell the same, but two wall-clock
+    # times of one zone compare equal across a repeated hour: the fold tells them apart.
+    key = (moment, moment.fold)
+    if (spelled := _SPELLED.get(key)) is None:
+        if len(_SPELLED) >= _SPELLED_MAX:
+            _SPELLED.clear()
+        spelled = _SPELLED[key] = _spelled(moment)
+    return spelled
+
+
+_SPELLED: dict[tuple[datetime, int], str] = {}
+_SPELLED_MAX: Final = 100_000
+
+
+def _spelled(moment: datetime) -> str:
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError("a naive datetime is no moment: give it a time zone")
