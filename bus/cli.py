@@ -11,6 +11,7 @@ from importlib import metadata
 
 import click
 
+from bus.commands.connector import connector
 from bus.commands.portal_sim import portal_sim
 from bus.commands.schema import schema
 from bus.commands.sync import reconcile, sync
@@ -36,6 +37,7 @@ def main() -> None:
     """
 
 
+main.add_command(connector)
 main.add_command(portal_sim)
 main.add_command(schema)
 main.add_command(topology)

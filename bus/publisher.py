@@ -21,7 +21,7 @@ from bus.errors import Nacked, PublishError, Unroutable
 from bus.message import Outgoing
 from bus.signing import Signer
 from bus.topology import EVENTS_EXCHANGE, routing_key
-from schemas import Event, decode_event, encode_event
+from schemas import DossierCode, Event, decode_event, encode_event
 
 
 @dataclass(slots=True)
@@ -153,23 +153,41 @@ class Publisher:
 def event_message(event: Event, signer: Signer | None, body: bytes | None = None) -> Outgoing:
     """The message that carries `event`: its identity in AMQP properties, routed by unit,
     signed when there is a signer. `body` when the event's JSON is already at hand."""
-    body = encode_event(event) if body is None else body
-    event_id = str(event.event_id)
-    connector = event.source.connector
-    timestamp = int(event.occurred_at.timestamp())
-    values: dict[str, Any] = {
-        headers.DOSSIER_CODE: str(event.dossier_code),
-        headers.SEQ: event.seq,
-    }
+    return stored_event_message(
+        encode_event(event) if body is None else body,
+        event_id=str(event.event_id),
+        event_type=event.event_type,
+        connector=event.source.connector,
+        dossier_code=str(event.dossier_code),
+        seq=event.seq,
+        timestamp=int(event.occurred_at.timestamp()),
+        signer=signer,
+    )
+
+
+def stored_event_message(
+    body: bytes,
+    *,
+    event_id: str,
+    event_type: str,
+    connector: str,
+    dossier_code: str,
+    seq: int,
+    timestamp: int,
+    signer: Signer | None,
+) -> Outgoing:
+    """`event_message` for an event kept as JSON with its identity beside it (an outbox
+    row): validated when it was stored, so not decoded again on its way out."""
+    values: dict[str, Any] = {headers.DOSSIER_CODE: dossier_code, headers.SEQ: seq}
     if signer is not None:
-        values.update(signer.sign(body, event_id, event.event_type, connector, timestamp))
+        values.update(signer.sign(body, event_id, event_type, connector, timestamp))
     return Outgoing(
         exchange=EVENTS_EXCHANGE,
-        routing_key=routing_key(event.unit, event.event_type),
+        routing_key=routing_key(DossierCode.parse(dossier_code).unit, event_type),
         body=body,
         headers=values,
         message_id=event_id,
-        type=event.event_type,
+        type=event_type,
         app_id=connector,
         timestamp=timestamp,
     )

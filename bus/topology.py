@@ -4,7 +4,8 @@
          │                                            ├─ fails ─▶ portal.sync.retry.<n> (TTL) ─┐
          │                                            │      back to portal.sync ◀────────────┘
          │                                            └─ gives up ─▶ portal.sync.dlq
-         └───────────────────────────────────────────▶ dossier.audit (stream)
+         ├───────────────────────────────────────────▶ dossier.audit (stream)
+         └──<unit>.heartbeat─────────────────────────▶ connector.heartbeats (stream)
 
 Declaring is the broker adapter's job; this module only says what should exist.
 """
@@ -21,6 +22,8 @@ EVENTS_EXCHANGE = "dossier.events"
 SYNC_QUEUE = "portal.sync"
 DEAD_LETTER_QUEUE = "portal.sync.dlq"
 AUDIT_STREAM = "dossier.audit"
+HEARTBEAT_STREAM = "connector.heartbeats"
+HEARTBEAT = "heartbeat"  # the routing key's second part, and the message type's last
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,16 @@ def audit_stream(settings: Settings) -> Queue:
     )
 
 
+def heartbeat_stream() -> Queue:
+    # A stream, not a queue: the console, `bus status` and a Prometheus exporter may all
+    # read the latest heartbeats without taking them from one another.
+    return Queue(
+        HEARTBEAT_STREAM,
+        {"x-queue-type": "stream", "x-max-age": "7D", "x-max-length-bytes": 1024**3},
+        ((EVENTS_EXCHANGE, routing_key("*", HEARTBEAT)),),
+    )
+
+
 def topology(settings: Settings) -> Topology:
     return Topology(
         exchanges=(Exchange(EVENTS_EXCHANGE),),
@@ -121,6 +134,7 @@ def topology(settings: Settings) -> Topology:
             *retry_queues(settings),
             dead_letter_queue(),
             audit_stream(settings),
+            heartbeat_stream(),
         ),
     )
 

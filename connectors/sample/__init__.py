@@ -10,6 +10,15 @@ events, so a run can be repeated and its outcome compared with what was generate
 - `procedures`: a small catalogue of procedures with their papers, fees and results;
 - `dossier`: one dossier as the local system keeps it, publishing an event at every step;
 - `lifecycle`: `lifecycles(...)`, each dossier's life and its contract events in `seq` order.
+
+The sample local systems, one for each connector kind, all speaking a vendor's own dialect:
+
+- `local`: that dialect (`to_local`) and `LocalSystem`, the rows of a system moving in time;
+- `rest`: the system as a paged REST API (`create_app`, `SampleServer`);
+- `database`: the system as a SQL table `ho_so` (`LocalDatabase`), SQLite or PostgreSQL;
+- `files`: the system's exports into a folder as CSV, JSON or XML (`export`).
+
+`connectors/examples/*.toml` configure a connector of each kind for them.
 """
 
 from connectors.sample.lifecycle import lifecycles

@@ -14,8 +14,11 @@ from bus.topology import (
     AUDIT_STREAM,
     DEAD_LETTER_QUEUE,
     EVENTS_EXCHANGE,
+    HEARTBEAT_STREAM,
     SYNC_QUEUE,
     Topology,
+    audit_stream,
+    heartbeat_stream,
     retry_queue_name,
     retry_queues,
     retry_tier_for,
@@ -192,7 +195,9 @@ def test_a_portal_sync_with_another_delivery_limit_is_reported_and_the_rest_is_d
     for queue in wanted.queues[1:]:
         held = broker_queue(management_url, vhost, queue.name)
         assert held["arguments"] == queue.arguments, queue.name
-    assert bindings_to(management_url, vhost, AUDIT_STREAM) == set(wanted.queues[-1].bindings)
+    assert bindings_to(management_url, vhost, AUDIT_STREAM) == set(
+        audit_stream(Settings()).bindings
+    )
 
 
 @pytest.mark.parametrize("argument", ["x-delivery-limit", "x-dead-letter-strategy"])
@@ -207,3 +212,10 @@ def test_the_mismatch_names_the_current_and_the_wanted_value(vhost: str, argumen
     assert mismatch.argument == argument
     assert str(existing[argument]) in str(mismatch)
     assert str(wanted.queues[0].arguments[argument]) in str(mismatch)
+
+
+def test_heartbeats_route_to_their_own_stream_and_nowhere_near_the_sync_queue() -> None:
+    wanted = {queue.name: queue for queue in topology(Settings()).queues}
+    assert wanted[HEARTBEAT_STREAM] == heartbeat_stream()
+    assert heartbeat_stream().bindings == ((EVENTS_EXCHANGE, routing_key("*", "heartbeat")),)
+    assert (EVENTS_EXCHANGE, "*.heartbeat") not in wanted[SYNC_QUEUE].bindings

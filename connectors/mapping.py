@@ -1,0 +1,228 @@
+"""From a local record to a contract event, as the config's `[mapping]` says.
+
+The mapping renames and converts, it never guesses: a local status with no national code, a
+time that is no time, a value the contract refuses, each is a `MappingError` whose message
+names the local field, and the record goes to the reject store instead of the broker.
+
+- Naive local times ("2025-07-01 08:30:00") are read in the connector's time zone; times
+  with an offset keep it. The contract keeps whole seconds in UTC.
+- Nested lists arrive as lists of mappings, or as JSON text (CSV cells, SQL TEXT columns).
+- `seq` comes from the record (`[connector.seq]`), so the same version of a record always
+  gives the same event, and its `event_id` is derived from (connector, dossier, seq): a
+  record read twice (a cursor re-read, a crash before the cursor moved) is one event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from connectors.config import ConnectorConfig, ListMapping, SeqRule
+from connectors.source import Record
+from schemas import Event, event_from_dict
+from schemas.errors import ContractError
+from schemas.personal import Personal, kind_at
+
+_EVENT_IDS: Final = uuid.UUID("5b0f3c52-8a53-4c1e-9a57-1c2f6d0e7a11")  # uuid5 namespace
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME_FIELDS: Final = frozenset(
+    {"submitted_at", "received_at", "due_at", "processed_at", "returned_at", "refused_at"}
+)
+_LIST_TIME_FIELDS: Final = frozenset(
+    {"requested_at", "received_at", "previous_due_at", "new_due_at", "handled_at",
+     "started_at", "due_at", "paid_at"}
+)  # fmt: skip
+
+
+class MappingError(ValueError):
+    """A record the contract cannot take; the message names local fields, values masked."""
+
+
+class RecordMapping:
+    """The config's mapping, worked out once, applied to every record."""
+
+    def __init__(self, config: ConnectorConfig) -> None:
+        table = config.mapping
+        self._connector = config.connector.name
+        self._agency = str(config.connector.agency)
+        self._zone = config.connector.zone
+        self._seq = config.connector.seq
+        self._fields = tuple(table.fields.items())
+        self._lists = tuple(table.lists.items())
+        self._status = table.status
+        self._constants = table.constants
+        self._local_of = dict(table.fields)
+        self._personal = {
+            local: kind
+            for path, local in table.fields.items()
+            if (kind := _personal(path)) is not None
+        }
+
+    @property
+    def code_field(self) -> str:
+        return self._local_of.get("code", "code")
+
+    def seq(self, record: Record) -> int:
+        """The record's version as the event's seq."""
+        return _seq(record, self._seq, self._zone)
+
+    def dossier_code(self, record: Record) -> str:
+        value = record.get(self.code_field)
+        return str(value) if value is not None else ""
+
+    def dossier(self, record: Record) -> dict[str, Any]:
+        """The contract dossier (as data) the record describes; MappingError if it cannot."""
+        data: dict[str, Any] = {}
+        for path, value in self._constants.items():
+            _put(data, path, value)
+        for path, local in self._fields:
+            value = record.get(local)
+            if path == "status":
+                value = self._national_status(value, local)
+            elif path in _TIME_FIELDS:
+                value = _moment(value, self._zone, local)
+            if value is not None and value != "":
+                _put(data, path, value)
+        for name, mapping in self._lists:
+            data[name] = self._list(record, name, mapping)
+        return data
+
+    def event(self, record: Record, previous_status: int | None) -> Event:
+        """The event for this version of the record: `status_changed` when its status moved
+        since the last one sent, else `dossier_upserted`."""
+        dossier = self.dossier(record)
+        code = str(dossier.get("code", ""))
+        seq = self.seq(record)
+        status = dossier.get("status")
+        moved = previous_status is not None and status is not None and status != previous_status
+        data: dict[str, Any] = {
+            "event_type": "status_changed" if moved else "dossier_upserted",
+            "event_id": uuid.uuid5(_EVENT_IDS, f"{self._connector}/{code}/{seq}"),
+            "occurred_at": _occurred_at(dossier),
+            "source": {"connector": self._connector, "agency": self._agency},
+            "dossier_code": code,
+            "seq": seq,
+            "payload": {"dossier": dossier},
+        }
+        if moved:
+            data["payload"]["previous_status"] = previous_status
+        try:
+            return event_from_dict(data)
+        except ContractError as error:
+            raise MappingError(self._retold(error)) from None
+
+    def masked(self, record: Record) -> dict[str, Any]:
+        """The record with the values of personal fields masked, for the reject store."""
+        shown: dict[str, Any] = {}
+        for key, value in record.items():
+            kind = self._personal.get(key)
+            shown[key] = kind.mask(str(value)) if kind is not None and value else value
+        return shown
+
+    def _national_status(self, value: object, local: str) -> int:
+        national = self._status.get(str(value)) if value is not None else None
+        if national is None:
+            raise MappingError(
+                f"{local}: local status {value!r} has no national code in [mapping.status]"
+            )
+        return national
+
+    def _list(self, record: Record, name: str, mapping: ListMapping) -> list[dict[str, Any]]:
+        raw = record.get(mapping.from_)
+        if raw is None or raw == "":
+            return []
+        if isinstance(raw, str | bytes):
+            try:
+                raw = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise MappingError(f"{mapping.from_}: not a JSON list") from None
+        if not isinstance(raw, list) or not all(isinstance(item, Mapping) for item in raw):
+            raise MappingError(f"{mapping.from_}: must be a list of records")
+        entries = []
+        for index, item in enumerate(raw):
+            entry: dict[str, Any] = {}
+            for target, local in mapping.fields.items():
+                value = item.get(local)
+                if target == "status" and name == "progress":
+                    value = self._national_status(value, f"{mapping.from_}[{index}].{local}")
+                elif target in _LIST_TIME_FIELDS:
+                    value = _moment(value, self._zone, f"{mapping.from_}[{index}].{local}")
+                if value is not None and value != "":
+                    entry[target] = value
+            entries.append(entry)
+        return entries
+
+    def _retold(self, error: ContractError) -> str:
+        """The contract's problems in local field names, where a field maps to one."""
+        lines = []
+        for problem in error.problems:
+            path = problem.field.removeprefix("payload.dossier.")
+            for tag in ("dossier_upserted.", "status_changed."):
+                path = path.removeprefix(tag).removeprefix("payload.dossier.")
+            local = self._local_of.get(path)
+            where = f"{local} ({path})" if local else problem.field
+            lines.append(f"{where}: {problem.value} — {problem.rule}")
+        return "; ".join(lines)
+
+
+def _put(data: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        data.setdefault(head, {})[rest] = value
+    else:
+        data[head] = value
+
+
+def _moment(value: object, zone: ZoneInfo, local: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise MappingError(
+                f"{local}: {str(value)[:40]!r} is not a time (e.g. 2025-07-01 08:30:00)"
+            ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def _seq(record: Record, rule: SeqRule, zone: ZoneInfo) -> int:
+    value = record.get(rule.field)
+    if rule.from_ == "timestamp":
+        moment = _moment(value, zone, rule.field)
+        if moment is None:
+            raise MappingError(f"{rule.field}: missing, and seq is derived from it")
+        return (moment - _EPOCH) // _MICROSECOND
+    try:
+        seq = int(str(value))
+    except ValueError:
+        raise MappingError(f"{rule.field}: {value!r} is not a version number (seq)") from None
+    if seq < 0:
+        raise MappingError(f"{rule.field}: {seq} is negative; seq counts up from 0")
+    return seq
+
+
+_MICROSECOND: Final = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
+
+
+def _occurred_at(dossier: dict[str, Any]) -> datetime:
+    """When the version happened: its newest known moment, else now."""
+    moments = [v for k, v in dossier.items() if k in _TIME_FIELDS and isinstance(v, datetime)]
+    for step in dossier.get("progress", ()):
+        handled = step.get("handled_at")
+        if isinstance(handled, datetime):
+            moments.append(handled)
+    return max(moments, default=datetime.now(UTC))
+
+
+def _personal(path: str) -> Personal | None:
+    from schemas import Dossier
+
+    return kind_at(Dossier, path.split("."))
