@@ -30,7 +30,7 @@ import os
 from datetime import date, datetime
 from typing import Any, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
@@ -41,6 +41,9 @@ _CONNECT_TIMEOUT = 10  # seconds: an unreachable PostgreSQL would otherwise hang
 
 
 class SqlPollSettings(SourceSettings):
+    # A refused URL may hold a password: the error names the mistake, not the value.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     url: str | None = None  # a SQLAlchemy URL, e.g. "postgresql+psycopg://user@host/db"
     url_env: str | None = None  # or the environment variable holding it, password and all
     query: str = Field(min_length=1)  # SQL using the bind parameters :cursor and :limit
@@ -52,9 +55,15 @@ class SqlPollSettings(SourceSettings):
     def _sqlalchemy_url(cls, url: str | None) -> str | None:
         if url is not None:
             try:
-                make_url(url)
+                parsed = make_url(url)
             except ArgumentError as error:  # "Could not parse SQLAlchemy URL from ..."
                 raise ValueError(str(error)) from None
+            if parsed.password:
+                # Config files are copied, committed and mailed; a password in one leaks.
+                raise ValueError(
+                    "holds a password: put the URL in an environment variable, "
+                    "and name it in url_env"
+                )
         return url
 
     @field_validator("query")

@@ -38,7 +38,7 @@ from starlette.routing import Route
 
 from connectors.source import Accept, PushSource, Record, SourceError, SourceSettings
 
-log = structlog.get_logger("connectors.kinds.webhook")
+log = structlog.get_logger(__name__)
 
 _SHUTDOWN_GRACE: Final = 10  # seconds for pushes in flight to be answered when stopping
 _PREFIX: Final = "sha256="
@@ -141,21 +141,23 @@ class Webhook(PushSource):
 
     def _app(self, accept: Accept) -> Starlette:
         async def push(request: Request) -> Response:
+            client = request.client.host if request.client else "unknown"
             try:
                 body = await self._body(request)
                 self._verify(request, body)
                 records = _records(body)
             except _Refused as refused:
-                log.warning("webhook.refused", status=refused.status, reason=refused.reason)
+                log.warning(
+                    "push refused", client=client, status=refused.status, reason=refused.reason
+                )
                 return _json(refused.status, {"error": refused.reason})
             if not records:
                 return _json(202, {"accepted": 0, "refused": {}})
-            client = request.client.host if request.client else "unknown"
             ref = f"webhook {client} {datetime.now(UTC).isoformat(timespec='milliseconds')}"
             try:
                 accepted = await accept(records, ref)
             except Exception:
-                log.exception("webhook.accept_failed", ref=ref, records=len(records))
+                log.exception("push not stored: answered 503", ref=ref, records=len(records))
                 return _json(503, {"error": "the records could not be stored now; push again"})
             reasons = {str(position): reason for position, reason in accepted.refused.items()}
             return _json(202, {"accepted": accepted.committed, "refused": reasons})

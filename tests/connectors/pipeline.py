@@ -47,9 +47,12 @@ def written(kind: str, folder: Path, **source: str) -> Path:
     text = example(kind).read_text(encoding="utf-8")
     text = re.sub(r'(?m)^state_dir = ".*"$', f'state_dir = "{folder / "state"}"', text)
     text = re.sub(r"(?m)^poll_interval = .*$", "poll_interval = 0.2", text)
+    head, table, rest = text.partition("\n[source]\n")
+    body, header, tail = rest.partition("\n[")
     for key, value in source.items():
-        text, found = re.subn(rf'(?m)^{key} = ".*"$', f"{key} = {json.dumps(value)}", text)
+        body, found = re.subn(rf'(?m)^{key} = ".*"$', f"{key} = {json.dumps(value)}", body)
         assert found == 1, f"{key} not in the [source] of {kind}.toml"
+    text = head + table + body + header + tail
     path = folder / f"{kind}.toml"
     path.write_text(text, encoding="utf-8")
     return path

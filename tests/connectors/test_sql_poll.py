@@ -240,8 +240,8 @@ def test_an_unreachable_database_cannot_connect_and_says_what_to_check() -> None
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    message = run(failure(source(f"postgresql+psycopg://postgres:pw@127.0.0.1:{port}/motcua")))
-    assert message.startswith(f"sql_poll postgresql+psycopg://postgres:***@127.0.0.1:{port}/motcua")
+    message = run(failure(source(f"postgresql+psycopg://postgres@127.0.0.1:{port}/motcua")))
+    assert message.startswith(f"sql_poll postgresql+psycopg://postgres@127.0.0.1:{port}/motcua")
     assert "cannot connect (" in message
     assert "check the URL and that the database is up" in message
     assert "\n" not in message
@@ -257,6 +257,12 @@ def test_settings_want_exactly_one_of_url_and_url_env() -> None:
         SqlPollSettings(query=QUERY, cursor_column="c")
     with pytest.raises(ValidationError, match="either url or url_env"):
         SqlPollSettings(url="sqlite://", url_env=URL_ENV, query=QUERY, cursor_column="c")
+
+
+def test_settings_refuse_a_password_in_the_config_file_and_point_to_url_env() -> None:
+    with pytest.raises(ValidationError, match=r"holds a password: .* url_env") as raised:
+        SqlPollSettings(url="postgresql://u:mat-khau@h/db", query=QUERY, cursor_column="c")
+    assert "mat-khau" not in str(raised.value)
 
 
 def test_settings_refuse_a_url_sqlalchemy_cannot_parse() -> None:
