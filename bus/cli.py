@@ -12,6 +12,7 @@ from importlib import metadata
 import click
 
 from bus.commands.connector import connector
+from bus.commands.demo import demo
 from bus.commands.portal_sim import portal_sim
 from bus.commands.schema import schema
 from bus.commands.sync import reconcile, sync
@@ -43,3 +44,4 @@ main.add_command(schema)
 main.add_command(topology)
 main.add_command(sync)
 main.add_command(reconcile)
+main.add_command(demo)
