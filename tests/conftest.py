@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+import structlog
 
+import bus.logging
 from broker import (
     HOW_TO_GET_ONE,
     Broker,
@@ -25,8 +27,26 @@ from broker import (
     rabbitmq_container,
     why_unreachable,
 )
+from bus.settings import Settings
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(autouse=True)
+def logging_left_as_found(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A command run in-process (click's CliRunner) configures logging as production does,
+    which caches each logger on first use, bound to the stream of that moment: later tests
+    would lose those loggers' lines. In tests nothing is cached, and every test ends with
+    structlog's defaults."""
+    configure = bus.logging.configure_logging
+
+    def uncached(settings: Settings) -> None:
+        configure(settings)
+        structlog.configure(cache_logger_on_first_use=False)
+
+    monkeypatch.setattr(bus.logging, "configure_logging", uncached)
+    yield
+    structlog.reset_defaults()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,19 +8,15 @@ The broker is the test session's; the check makes (and removes) its own virtual 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
-import structlog
 from click.testing import CliRunner, Result
 from pipeline import written
 
-import bus.logging
 from bus.cli import main
-from bus.settings import Settings
 from connectors import conformance
 from connectors.outbox import Outbox
 from connectors.relay import Relay
@@ -31,23 +27,10 @@ START = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def broker(
-    amqp_url: str, management_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
+def broker(amqp_url: str, management_url: str) -> dict[str, str]:
     """The environment `bus connector check` runs in: the session's broker (and its
     management API, wherever the fixture found it)."""
-    configure = bus.logging.configure_logging
-
-    def uncached(settings: Settings) -> None:
-        # A cached logger would keep writing to this test's closed capture in later tests.
-        configure(settings)
-        structlog.configure(cache_logger_on_first_use=False)
-
-    monkeypatch.setattr(bus.logging, "configure_logging", uncached)
-    try:
-        yield {"BUS_AMQP_URL": amqp_url, "BUS_MANAGEMENT_URL": management_url}
-    finally:
-        structlog.reset_defaults()
+    return {"BUS_AMQP_URL": amqp_url, "BUS_MANAGEMENT_URL": management_url}
 
 
 @pytest.fixture
