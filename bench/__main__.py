@@ -18,6 +18,7 @@ BENCHMARKS = {
     "publish": "bench.publish",
     "consume": "bench.consume",
     "sync": "bench.sync",
+    "connector": "bench.connector",
 }
 
 
