@@ -36,6 +36,7 @@ import pika
 
 import connectors
 from bench.broker import amqp_url, prebuilt, raw_publish, scratch_vhost
+from bus import runtime
 from bus.broker import Connection
 from bus.declarations import apply_topology
 from bus.logging import configure_logging
@@ -155,6 +156,7 @@ async def _bus_run(config: ConnectorConfig, settings: Settings) -> tuple[float, 
     relay = Relay(connector.outbox, publisher, connector.signer, connector.name)
     await connector.source.open()
     await connection.wait_open()
+    runtime.settle()  # as `Connector.run` does once started
     relaying = asyncio.create_task(relay.run(), name="relay")
     try:
         started = time.perf_counter()

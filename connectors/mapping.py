@@ -14,15 +14,17 @@ names the local field, and the record goes to the reject store instead of the br
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from connectors.config import ConnectorConfig, ListMapping, SeqRule
+from connectors.config import ConnectorConfig, SeqRule
 from connectors.source import Record
 from schemas import Event, event_from_dict
 from schemas.errors import ContractError
@@ -52,8 +54,13 @@ class RecordMapping:
         self._agency = str(config.connector.agency)
         self._zone = config.connector.zone
         self._seq = config.connector.seq
-        self._fields = tuple(table.fields.items())
-        self._lists = tuple(table.lists.items())
+        # Worked out once, so that mapping a record only reads and converts.
+        self._fields = _plan(table.fields, _TIME_FIELDS, {"status"})
+        self._lists = tuple(
+            (name, mapping.from_, _plan(mapping.fields, _LIST_TIME_FIELDS,
+                                         {"status"} if name == "progress" else set()))
+            for name, mapping in table.lists.items()
+        )  # fmt: skip
         self._status = table.status
         self._constants = table.constants
         self._local_of = dict(table.fields)
@@ -80,16 +87,27 @@ class RecordMapping:
         data: dict[str, Any] = {}
         for path, value in self._constants.items():
             _put(data, path, value)
-        for path, local in self._fields:
+        self._converted(record, self._fields, into=data)
+        for name, local, plan in self._lists:
+            data[name] = self._list(record.get(local), local, plan)
+        return data
+
+    def _converted(
+        self, record: Mapping[str, Any], plan: _Plan, into: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {} if into is None else into
+        for head, rest, local, kind in plan:
             value = record.get(local)
-            if path == "status":
+            if kind is _Kind.STATUS:
                 value = self._national_status(value, local)
-            elif path in _TIME_FIELDS:
+            elif kind is _Kind.TIME:
                 value = _moment(value, self._zone, local)
-            if value is not None and value != "":
-                _put(data, path, value)
-        for name, mapping in self._lists:
-            data[name] = self._list(record, name, mapping)
+            if value is None or value == "":
+                continue
+            if rest:
+                data.setdefault(head, {})[rest] = value
+            else:
+                data[head] = value
         return data
 
     def event(self, record: Record, previous_status: int | None) -> Event:
@@ -132,29 +150,25 @@ class RecordMapping:
             )
         return national
 
-    def _list(self, record: Record, name: str, mapping: ListMapping) -> list[dict[str, Any]]:
-        raw = record.get(mapping.from_)
+    def _list(self, raw: object, local: str, plan: _Plan) -> list[dict[str, Any]]:
         if raw is None or raw == "":
             return []
         if isinstance(raw, str | bytes):
             try:
                 raw = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                raise MappingError(f"{mapping.from_}: not a JSON list") from None
-        if not isinstance(raw, list) or not all(isinstance(item, Mapping) for item in raw):
-            raise MappingError(f"{mapping.from_}: must be a list of records")
+                raise MappingError(f"{local}: not a JSON list") from None
+        # dict first: the ABC check is slow, and nearly every record is a plain dict.
+        if not isinstance(raw, list) or not all(
+            type(item) is dict or isinstance(item, Mapping) for item in raw
+        ):
+            raise MappingError(f"{local}: must be a list of records")
         entries = []
         for index, item in enumerate(raw):
-            entry: dict[str, Any] = {}
-            for target, local in mapping.fields.items():
-                value = item.get(local)
-                if target == "status" and name == "progress":
-                    value = self._national_status(value, f"{mapping.from_}[{index}].{local}")
-                elif target in _LIST_TIME_FIELDS:
-                    value = _moment(value, self._zone, f"{mapping.from_}[{index}].{local}")
-                if value is not None and value != "":
-                    entry[target] = value
-            entries.append(entry)
+            try:
+                entries.append(self._converted(item, plan))
+            except MappingError as error:
+                raise MappingError(f"{local}[{index}].{error}") from None
         return entries
 
     def _retold(self, error: ContractError) -> str:
@@ -170,6 +184,24 @@ class RecordMapping:
         return "; ".join(lines)
 
 
+class _Kind(Enum):
+    PLAIN = "plain"
+    STATUS = "status"  # a local status code, looked up in [mapping.status]
+    TIME = "time"  # a local time, read in the connector's zone
+
+
+_Plan = tuple[tuple[str, str, str, _Kind], ...]  # (head, rest of the path, local name, kind)
+
+
+def _plan(fields: Mapping[str, str], times: frozenset[str], statuses: set[str]) -> _Plan:
+    plan = []
+    for path, local in fields.items():
+        head, _, rest = path.partition(".")
+        kind = _Kind.STATUS if path in statuses else _Kind.TIME if path in times else _Kind.PLAIN
+        plan.append((head, rest, local, kind))
+    return tuple(plan)
+
+
 def _put(data: dict[str, Any], path: str, value: Any) -> None:
     head, _, rest = path.partition(".")
     if rest:
@@ -179,18 +211,28 @@ def _put(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _moment(value: object, zone: ZoneInfo, local: str) -> datetime | None:
+    """The moment a local time names, in UTC (the contract's zone: converting here spares
+    the contract's validator the work)."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise MappingError(
-                f"{local}: {str(value)[:40]!r} is not a time (e.g. 2025-07-01 08:30:00)"
-            ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+        return _in_utc(value, zone)
+    try:
+        return _parsed(str(value), zone)
+    except ValueError:
+        raise MappingError(
+            f"{local}: {str(value)[:40]!r} is not a time (e.g. 2025-07-01 08:30:00)"
+        ) from None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parsed(text: str, zone: ZoneInfo) -> datetime:
+    # A dossier's times come back in every version of its record: each is parsed once.
+    return _in_utc(datetime.fromisoformat(text), zone)
+
+
+def _in_utc(moment: datetime, zone: ZoneInfo) -> datetime:
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)).astimezone(UTC)
 
 
 def _seq(record: Record, rule: SeqRule, zone: ZoneInfo) -> int:

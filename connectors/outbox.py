@@ -155,10 +155,12 @@ class Outbox:
         )
         return [Pending(*row) for row in rows]
 
-    def delete(self, ids: Sequence[int]) -> None:
-        """Forget confirmed rows."""
+    def delete_through(self, last: int) -> None:
+        """Forget every row up to `last`: the relay confirms rows in id order, so a confirmed
+        chunk is all that is left below its last id. One range delete costs a fraction of
+        deleting row by row."""
         with self._transaction() as db:
-            db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in ids))
+            db.execute("DELETE FROM outbox WHERE id <= ?", (last,))
 
     def size(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])

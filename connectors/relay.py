@@ -63,7 +63,7 @@ class Relay:
             await asyncio.sleep(RETRY_DELAY)
             return 0
         failpoint("after-publish")
-        self._outbox.delete([row.id for row in rows])
+        self._outbox.delete_through(rows[-1].id)
         self.published += len(rows)
         return len(rows)
 

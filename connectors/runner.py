@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from bus import runtime
 from bus.broker import Connection
 from bus.publisher import Publisher
 from bus.settings import Settings
@@ -154,6 +155,7 @@ class Connector:
         self._relay = Relay(self.outbox, publisher, self.signer, self.name)
         await self.source.open()
         log.info("connector started", connector=self.name, source=self.source.describe())
+        runtime.settle()
         tasks = [
             asyncio.create_task(connection.start(), name="amqp"),
             asyncio.create_task(self._relay.run(), name="relay"),

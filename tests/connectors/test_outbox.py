@@ -44,11 +44,11 @@ def test_the_version_sent_never_goes_back(tmp_path: Path) -> None:
     assert outbox.sent(["H29.1"])["H29.1"].seq == 5
 
 
-def test_rows_leave_the_outbox_only_when_deleted_after_their_confirm(tmp_path: Path) -> None:
+def test_confirmed_rows_leave_the_outbox_up_to_the_last_confirmed_one(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path)
     outbox.commit([(_event("H29.1", 1), 1), (_event("H29.1", 2), 2)], [], None)
     first, second = outbox.pending(10)
-    outbox.delete([first.id])
+    outbox.delete_through(first.id)
     assert [row.seq for row in outbox.pending(10)] == [second.seq]
 
 
