@@ -37,8 +37,11 @@ test: install services
 demo: install services
 	$(BIN)/bus demo $(DEMO_ARGS)
 
+# Every benchmark at its issue's size, one JSON line each (about 10 minutes on 2 cores).
+# One alone: make bench BENCHES=sync
+BENCHES ?= contract publish consume sync connector
 bench: install services
-	$(BIN)/python -m bench contract --json
+	@for name in $(BENCHES); do $(BIN)/python -m bench $$name --json || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
