@@ -197,8 +197,8 @@ class Connector:
         while True:
             await asyncio.sleep(min(idle, 0.2))
             for task in tasks[1:]:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                if task.done() and not task.cancelled():
+                    task.result()  # a relay, heartbeat or source that died: say why
             if self._source_done and self.outbox.size() == 0:
                 if time.monotonic() - self._last_activity >= idle:
                     return
@@ -208,8 +208,9 @@ class Connector:
     async def _heartbeats(self, publisher: Publisher, connection: Connection) -> None:
         while True:
             if connection.is_open:
+                # A lost heartbeat is only a missed beat; the next one says the same.
                 with contextlib.suppress(Exception):
-                    await publisher.send(heartbeat(self.health()))
+                    await (await publisher.send(heartbeat(self.health())))
             await asyncio.sleep(self.config.connector.heartbeat_interval)
 
     def health(self) -> Health:
