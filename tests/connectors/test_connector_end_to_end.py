@@ -84,11 +84,15 @@ def test_rest_poll_moves_a_province_systems_dossiers_to_the_portal(
     assert run(scenario) == []
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 def test_sql_poll_moves_a_ministry_databases_dossiers_to_the_portal(
-    vhost: str, tmp_path: Path
+    vhost: str, tmp_path: Path, engine: str, request: pytest.FixtureRequest
 ) -> None:
     local = system("000.00.01.G01", seed=22)
-    url = f"sqlite:///{tmp_path / 'g01.sqlite3'}"
+    if engine == "sqlite":
+        url = f"sqlite:///{tmp_path / 'g01.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres")
     database = LocalDatabase(url)
     database.create_table()
 

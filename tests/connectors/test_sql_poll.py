@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, MetaData, Numeric, String, Table, create_engine
@@ -21,7 +19,6 @@ from connectors.kinds import KINDS
 from connectors.kinds.sql_poll import SqlPoll, SqlPollSettings
 from connectors.source import Batch, SourceError
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 URL_ENV = "TEST_SQL_POLL_URL"
 QUERY = """
     SELECT ma_ho_so, chu_ho_so, le_phi, cap_nhat_luc FROM ho_so
@@ -60,24 +57,6 @@ def filled(url: str) -> str:
         )
     engine.dispose()
     return url
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    """A scratch database on the local PostgreSQL, dropped after the module."""
-    try:
-        admin = psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
-        )
-    except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 with user postgres and trust auth: {error}")
-    name = f"sql_poll_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{POSTGRES}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
