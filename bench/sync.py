@@ -41,7 +41,7 @@ from bus.logging import configure_logging
 from bus.message import Outgoing
 from bus.publisher import Publisher, event_message
 from bus.settings import Settings
-from bus.signing import Signer
+from bus.signing import KeyRing, Signer, VerifyKey
 from bus.sync.runner import run_sync
 from bus.topology import SYNC_QUEUE, topology
 from connectors.sample.lifecycle import lifecycles
@@ -143,26 +143,12 @@ def _edited(last: Event) -> Event:
 
 
 def _settings(folder: Path, vhost_url: str, portal: str, name: str, options: Namespace) -> Settings:
-    keys = folder / "keys.json"
-    keys.write_text(
-        json.dumps(
-            {
-                "keys": [
-                    {
-                        "id": SIGNER.key_id,
-                        "connector": CONNECTOR,
-                        "alg": "hmac-sha256",
-                        "secret": _b64(SECRET),
-                    }
-                ]
-            }
-        )
-    )
+    keys = KeyRing([VerifyKey(SIGNER.key_id, CONNECTOR, "hmac-sha256", SECRET)])
     return Settings(
         amqp_url=vhost_url,
         portal_url=portal,
         state_url=f"sqlite:///{folder / name}",
-        verify_keys_file=keys,
+        verify_keys_file=keys.save(folder / "keys.json"),
         prefetch=1000,
         sync_batch_size=options.batch_size,
         sync_concurrency=options.concurrency,
@@ -170,12 +156,6 @@ def _settings(folder: Path, vhost_url: str, portal: str, name: str, options: Nam
         log_level="warning",
         log_format="json",
     )
-
-
-def _b64(raw: bytes) -> str:
-    import base64
-
-    return base64.b64encode(raw).decode()
 
 
 async def _fill(connection: Connection, messages: list[Outgoing]) -> None:

@@ -101,6 +101,13 @@ class VerifyKey:
             return False
         return True
 
+    def entry(self) -> dict[str, str]:
+        """The key as the registry file holds it (`KeyRing.load` reads it back)."""
+        material = base64.b64encode(self.material).decode()
+        field = "public_key" if self.algorithm == "ed25519" else "secret"
+        return {"id": self.key_id, "connector": self.connector, "alg": self.algorithm,
+                field: material}  # fmt: skip
+
     @cached_property
     def _public_key(self) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(self.material)
@@ -144,6 +151,12 @@ class KeyRing:
     def load(cls, path: Path) -> KeyRing:
         entries = json.loads(path.read_text("utf-8"))["keys"]
         return cls([_verify_key(entry) for entry in entries])
+
+    def save(self, path: Path) -> Path:
+        """Write the registry file (`BUS_VERIFY_KEYS_FILE`) holding these keys."""
+        entries = [key.entry() for key in self._keys.values()]
+        path.write_text(json.dumps({"keys": entries}, indent=2), "utf-8")
+        return path
 
 
 def _verify_key(entry: dict[str, str]) -> VerifyKey:

@@ -5,7 +5,6 @@ and the work directory all of it lives in."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
 import json
@@ -22,6 +21,7 @@ from typing import Any, Final
 
 import connectors
 from bus.settings import Settings
+from bus.signing import KeyRing, VerifyKey
 from connectors.config import ConnectorConfig, load_config
 from connectors.runner import Connector
 from connectors.sample.database import LocalDatabase
@@ -179,12 +179,7 @@ def _config_file(
 def write_keys(folder: Path, names: list[str]) -> dict[str, tuple[str, str]]:
     """A fresh HMAC key per connector in `keys.json`, the registry the sync service checks
     signatures with; returns each connector's (key id, base64 secret)."""
-    keys = {
-        name: (f"{name}-demo", base64.b64encode(secrets.token_bytes(32)).decode()) for name in names
-    }
-    entries = [
-        {"id": key_id, "connector": name, "alg": "hmac-sha256", "secret": secret}
-        for name, (key_id, secret) in keys.items()
-    ]
-    (folder / "keys.json").write_text(json.dumps({"keys": entries}, indent=2))
-    return keys
+    keys = {name: VerifyKey(f"{name}-demo", name, "hmac-sha256", secrets.token_bytes(32))
+            for name in names}  # fmt: skip
+    KeyRing(list(keys.values())).save(folder / "keys.json")
+    return {name: (key.key_id, key.entry()["secret"]) for name, key in keys.items()}

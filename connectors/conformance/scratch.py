@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import secrets
 import tempfile
 import uuid
@@ -22,6 +21,7 @@ from bus.declarations import apply_topology
 from bus.portal_sim import InProcessServer, Options
 from bus.publisher import Publisher
 from bus.settings import Settings
+from bus.signing import KeyRing, VerifyKey
 from bus.sync.runner import run_sync
 from bus.topology import topology
 from connectors.config import ConnectorConfig, make_source
@@ -51,7 +51,7 @@ async def scratch(
     amqp_url = settings.amqp_url.get_secret_value()
     name = config.connector.name
     key_id = f"{name}-conformance"
-    secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = secrets.token_bytes(32)
     async with contextlib.AsyncExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bus-check-")))
         management = Management(management_url or management_url_for(amqp_url))
@@ -66,9 +66,7 @@ async def scratch(
         portal = Portal(portal_url, config.unit)
         stack.push_async_callback(portal.close)
 
-        keys = folder / "keys.json"
-        entry = {"id": key_id, "connector": name, "alg": "hmac-sha256", "secret": secret}
-        keys.write_text(json.dumps({"keys": [entry]}))
+        keys = KeyRing([VerifyKey(key_id, name, "hmac-sha256", secret)]).save(folder / "keys.json")
         # Retries short and plenty, and quick reconnects: a check is minutes, not hours.
         sync_settings = settings.model_copy(
             update={
@@ -110,7 +108,7 @@ async def scratch(
         connector_settings = settings.model_copy(
             update={
                 "amqp_url": SecretStr(url),
-                "signing_key": SecretStr(secret),
+                "signing_key": SecretStr(base64.b64encode(secret).decode()),
                 "signing_key_id": key_id,
                 "signing_key_file": None,
                 "reconnect_max_delay": 0.5,

@@ -14,22 +14,19 @@ part of the vendor's API and needs no key.
 from __future__ import annotations
 
 import hmac
-import socket
 import threading
-import time
 from bisect import bisect_left
 from datetime import datetime
 from operator import itemgetter
-from types import TracebackType
 from typing import Final
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from bus.serving import BackgroundServer
 from connectors.sample.local import STAMP_FORMAT, TIME_FORMAT, UPDATED_AT, LocalSystem
 
 PATH: Final = "/api/v1/ho-so"
@@ -108,63 +105,12 @@ def _count(text: str | None, name: str, default: int, most: int) -> int:
     return number
 
 
-class SampleServer:
-    """An ASGI app served by uvicorn in a background thread, for tests and demonstrations:
+class SampleServer(BackgroundServer):
+    """A sample app served by uvicorn in a background thread, for tests and demonstrations:
 
-        with SampleServer(create_app(system, "key")) as url:
-            httpx.get(f"{url}/api/v1/ho-so", headers={"X-API-Key": "key"})
-
-    Port 0 (the default) takes a free port; `url` says which.
+    with SampleServer(create_app(system, "key")) as url:
+        httpx.get(f"{url}/api/v1/ho-so", headers={"X-API-Key": "key"})
     """
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app
-        self._host, self._port = host, port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
-
-    def start(self, timeout: float = 10.0) -> str:
-        """Serve, and return the base URL once the server answers."""
-        # Bound here, before the thread starts, so the port is known and already taken.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        host, port = sock.getsockname()[:2]
-        config = uvicorn.Config(
-            self.app, access_log=False, log_config=None, timeout_graceful_shutdown=1
-        )
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="sample-local", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                sock.close()
-                raise RuntimeError("the sample server did not start; see its log")
-            time.sleep(0.01)
-        self.url = f"http://{host}:{port}"
-        return self.url
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError("the sample server did not stop")
-        self._server = self._thread = None
-
-    def __enter__(self) -> str:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().__init__(app, host, port, name="sample-local")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.settings import Settings
+from bus.signing import KeyRing, VerifyKey
 from connectors.config import ConnectorConfig, load_config
 from schemas import Dossier
 from schemas.wire import to_dossier_item, to_progress_item
@@ -79,14 +80,8 @@ def connector_env(amqp_url: str, connector: str) -> dict[str, str]:
 
 
 def keys_file(folder: Path, connectors: list[str]) -> Path:
-    secret = base64.b64encode(SECRET).decode()
-    entries = [
-        {"id": key_id(name), "connector": name, "alg": "hmac-sha256", "secret": secret}
-        for name in connectors
-    ]
-    path = folder / "keys.json"
-    path.write_text(json.dumps({"keys": entries}))
-    return path
+    keys = [VerifyKey(key_id(name), name, "hmac-sha256", SECRET) for name in connectors]
+    return KeyRing(keys).save(folder / "keys.json")
 
 
 @dataclass

@@ -299,3 +299,10 @@ def test_a_key_ring_loaded_from_its_json_file_verifies_both_algorithms(tmp_path:
         ring.verify(signed(algorithm))
     with pytest.raises(SignatureError):
         ring.verify(replace(signed("ed25519"), body=BODY + b" "))
+
+
+def test_a_saved_key_ring_loads_back_and_verifies_both_algorithms(tmp_path: Path) -> None:
+    ring = KeyRing.load(RING.save(tmp_path / "keys.json"))
+
+    for algorithm in SIGNERS:
+        ring.verify(signed(algorithm))

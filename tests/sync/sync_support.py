@@ -16,10 +16,8 @@ What the service did is read from the bus's Prometheus metrics, as an operator w
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
-import json
 import random
 import time
 from collections import Counter
@@ -39,7 +37,7 @@ from bus.declarations import apply_topology
 from bus.portal_sim import InProcessServer, Options
 from bus.publisher import EventPublisher, Publisher
 from bus.settings import Settings
-from bus.signing import Signer
+from bus.signing import KeyRing, Signer, VerifyKey
 from bus.sync.runner import run_sync
 from bus.topology import DEAD_LETTER_QUEUE, SYNC_QUEUE, retry_queue_name, topology
 from connectors.sample import lifecycles
@@ -80,9 +78,7 @@ def sync_settings(vhost: str, portal_url: str, tmp_path: Path, **changes: Any) -
     again after 1 s, then every 2 s."""
     keys = tmp_path / "keys.json"
     if not keys.exists():
-        entry = {"id": KEY_ID, "connector": CONNECTOR, "alg": "hmac-sha256",
-                 "secret": base64.b64encode(SECRET).decode()}  # fmt: skip
-        keys.write_text(json.dumps({"keys": [entry]}))
+        KeyRing([VerifyKey(KEY_ID, CONNECTOR, "hmac-sha256", SECRET)]).save(keys)
     values: dict[str, Any] = {
         "amqp_url": vhost,
         "portal_url": portal_url,
