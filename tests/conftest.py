@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import structlog
 
@@ -120,3 +121,25 @@ def broker_control(rabbitmq: Broker) -> Iterator[BrokerControl]:
         yield control
     finally:
         control.start_app()  # idempotent: a running app just answers
+
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """A scratch database on the local PostgreSQL (its SQLAlchemy URL), dropped after the
+    module: the sample SQL system and the sql_poll connector are tried on it."""
+    try:
+        admin = psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
+        )
+    except psycopg.OperationalError as error:
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 with user postgres and trust auth: {error}")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{POSTGRES}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
-import psycopg
 import pytest
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+from connectors.sample.database import LocalDatabase
+from connectors.sample.local import LocalSystem
+
+START = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    """A scratch database on the local PostgreSQL (its SQLAlchemy URL), dropped after the
-    module."""
-    try:
-        admin = psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
-        )
-    except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 with user postgres and trust auth: {error}")
-    name = f"connectors_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{POSTGRES}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    """A ministry's SQL database (SQLite) holding 30 finished dossiers."""
+    local = LocalSystem("000.00.01.G01", 30, seed=43, start=START)
+    url = f"sqlite:///{tmp_path / 'g01.sqlite3'}"
+    with LocalDatabase(url) as db:
+        db.create_table()
+        db.write(local.advance(local.remaining))
+    return url

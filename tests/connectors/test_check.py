@@ -20,7 +20,6 @@ from bus.cli import main
 from connectors import conformance
 from connectors.outbox import Outbox
 from connectors.relay import Relay
-from connectors.sample.database import LocalDatabase
 from connectors.sample.local import LocalSystem
 
 START = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
@@ -31,17 +30,6 @@ def broker(amqp_url: str, management_url: str) -> dict[str, str]:
     """The environment `bus connector check` runs in: the session's broker (and its
     management API, wherever the fixture found it)."""
     return {"BUS_AMQP_URL": amqp_url, "BUS_MANAGEMENT_URL": management_url}
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    """A ministry's SQL database holding 30 finished dossiers."""
-    local = LocalSystem("000.00.01.G01", 30, seed=43, start=START)
-    url = f"sqlite:///{tmp_path / 'g01.sqlite3'}"
-    with LocalDatabase(url) as db:
-        db.create_table()
-        db.write(local.advance(local.remaining))
-    return url
 
 
 def check(env: dict[str, str], *args: str | Path) -> Result:

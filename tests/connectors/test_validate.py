@@ -4,7 +4,6 @@ before anything runs."""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,8 @@ from pipeline import example, written
 
 from bus.cli import main
 from connectors.config import load_config, make_source
-from connectors.sample.database import LocalDatabase
-from connectors.sample.local import LocalSystem
 
-START = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
 ENV = {"BUS_SIGNING_KEY": base64.b64encode(b"k" * 32).decode(), "BUS_SIGNING_KEY_ID": "k1"}
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    """A ministry's SQL database holding 30 finished dossiers."""
-    local = LocalSystem("000.00.01.G01", 30, seed=41, start=START)
-    url = f"sqlite:///{tmp_path / 'g01.sqlite3'}"
-    with LocalDatabase(url) as db:
-        db.create_table()
-        db.write(local.advance(local.remaining))
-    return url
 
 
 def validate(config: Path) -> Result:

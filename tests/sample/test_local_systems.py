@@ -8,7 +8,6 @@ import json
 import random
 import re
 import tomllib
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from typing import Any, get_args, get_origin
 from zoneinfo import ZoneInfo
 
 import httpx
-import psycopg
 import pytest
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import text
@@ -55,7 +53,6 @@ ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 KEY = "khoa-thu-nghiem"
 LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 LOCAL_STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def example(kind: str) -> dict[str, Any]:
@@ -401,26 +398,10 @@ def test_the_sql_sample_upserts_rows_that_the_example_query_reads_back_on_sqlite
     check_database(f"sqlite:///{tmp_path / 'g01.sqlite3'}")
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A scratch database on the local PostgreSQL, dropped afterwards."""
-    try:
-        server = psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 with trust auth for postgres ({error})")
-    name = f"sample_{uuid.uuid4().hex[:12]}"
-    with server:
-        server.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def test_the_sql_sample_upserts_rows_that_the_example_query_reads_back_on_postgresql(
-    postgres_url: str,
+    postgres: str,
 ) -> None:
-    check_database(postgres_url)
+    check_database(postgres)
 
 
 # ---- files -----------------------------------------------------------------------------------
