@@ -8,20 +8,17 @@ the bus is measured against, in the same run, on the same broker.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import os
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, urlsplit
 
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from bench.contract import an_event
+from bus import management
 from bus.broker import properties
 from bus.message import Outgoing
 from schemas import Event, encode_event
@@ -33,34 +30,11 @@ def amqp_url() -> str:
     return os.environ.get("BUS_AMQP_URL", DEFAULT_URL)
 
 
-def _management(url: str, method: str, path: str, body: object = None) -> None:
-    parts = urlsplit(url)
-    auth = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
-    request = urllib.request.Request(
-        f"http://{parts.hostname}:15672{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
-    )
-    urllib.request.urlopen(request, timeout=30).close()
-
-
 @contextmanager
 def scratch_vhost(url: str) -> Iterator[str]:
-    """A virtual host for one benchmark run (through the management API), deleted after."""
-    name = f"bench-{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(url)
-    _management(url, "PUT", f"/api/vhosts/{name}")
-    _management(
-        url,
-        "PUT",
-        f"/api/permissions/{name}/{parts.username}",
-        {"configure": ".*", "write": ".*", "read": ".*"},
-    )
-    try:
-        yield parts._replace(path="/" + quote(name, safe="")).geturl()
-    finally:
-        _management(url, "DELETE", f"/api/vhosts/{name}")
+    """A virtual host for one benchmark run, deleted after."""
+    with management.scratch_vhost(url, os.environ.get("BUS_MANAGEMENT_URL"), "bench") as vhost:
+        yield vhost
 
 
 def events(count: int) -> list[Event]:

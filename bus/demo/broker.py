@@ -3,24 +3,27 @@ management API, the demo's scratch virtual host in it, and how many messages a q
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import socket
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
-from urllib.parse import quote, unquote, urlsplit
+from typing import Final
+from urllib.parse import unquote, urlsplit
 
 import pika
 
 from bus.demo.errors import DemoError
+from bus.management import (
+    MANAGEMENT_PORT,
+    Management,
+    ManagementError,
+    in_vhost,
+    management_url_for,
+)
 from bus.topology import SYNC_QUEUE
 
 DEFAULT_AMQP_URL: Final = "amqp://guest:guest@127.0.0.1:5672/%2F"
-MANAGEMENT_PORT: Final = 15672
 RABBITMQ_IMAGE: Final = "rabbitmq:3.13-management"
 
 NO_BROKER: Final = """no RabbitMQ broker for the demo. Any one of these will do:
@@ -53,10 +56,12 @@ def find_broker(amqp_url: str | None, management_url: str | None, say: Say) -> I
                 " to use a local one"
             )
         where = f"RabbitMQ at {_authority(amqp_url)} (BUS_AMQP_URL)"
-        yield Broker(amqp_url, management_url or _management_of(amqp_url), where)
+        yield Broker(amqp_url, management_url or management_url_for(amqp_url), where)
     elif _unreachable(DEFAULT_AMQP_URL) is None:
         where = f"local RabbitMQ at {_authority(DEFAULT_AMQP_URL)}"
-        yield Broker(DEFAULT_AMQP_URL, management_url or _management_of(DEFAULT_AMQP_URL), where)
+        yield Broker(
+            DEFAULT_AMQP_URL, management_url or management_url_for(DEFAULT_AMQP_URL), where
+        )
     elif _docker_answers():
         say("  no local RabbitMQ: starting one in Docker (the first time pulls its image)")
         with _rabbitmq_container() as broker:
@@ -79,14 +84,6 @@ def _unreachable(amqp_url: str) -> str | None:
     except OSError as error:
         return f"nothing accepts connections at {_authority(amqp_url)} ({error})"
     return None
-
-
-def _management_of(amqp_url: str) -> str:
-    """The management API of the broker at `amqp_url`: same host and credentials."""
-    parts = urlsplit(amqp_url)
-    userinfo = parts.netloc.rpartition("@")[0] or "guest:guest"
-    host = parts.hostname or "localhost"
-    return f"http://{userinfo}@{f'[{host}]' if ':' in host else host}:{MANAGEMENT_PORT}"
 
 
 def _docker_answers() -> bool:
@@ -118,29 +115,6 @@ def _rabbitmq_container() -> Iterator[Broker]:
         )
 
 
-def _management(base: str, method: str, path: str, body: object = None) -> Any:
-    parts = urlsplit(base)
-    user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
-    request = urllib.request.Request(
-        f"{parts.scheme}://{parts.hostname}:{parts.port}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={
-            "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
-            "Content-Type": "application/json",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read()
-    return json.loads(text) if text else None
-
-
-def public_url(base: str) -> str:
-    """The management API's base URL without credentials, for people."""
-    parts = urlsplit(base)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port}"
-
-
 @dataclass(frozen=True)
 class VirtualHost:
     amqp_url: str
@@ -153,42 +127,22 @@ def scratch_vhost(broker: Broker, say: Say) -> Iterator[VirtualHost]:
     """A virtual host of the demo's own, made and deleted through the management API, so
     that its queues never meet anyone else's. Without the API: the URL's own, said aloud."""
     name = f"demo-{uuid.uuid4().hex[:8]}"
-    user = unquote(urlsplit(broker.amqp_url).username or "guest")
-    try:
-        _management(broker.management_url, "PUT", f"/api/vhosts/{name}")
+    with Management(broker.management_url, timeout=10) as api:
         try:
-            _management(
-                broker.management_url,
-                "PUT",
-                f"/api/permissions/{name}/{quote(user, safe='')}",
-                {"configure": ".*", "write": ".*", "read": ".*"},
+            api.create_vhost(name)
+        except ManagementError as error:
+            own = unquote(urlsplit(broker.amqp_url).path[1:]) or "/"
+            say(
+                f"  {error}: using the virtual host {own!r} instead of a scratch one"
+                " (enable it: rabbitmq-plugins enable rabbitmq_management)"
             )
-        except OSError:
-            _delete_vhost(broker, name)
-            raise
-    except OSError as error:  # urllib's URLError and HTTPError are OSErrors
-        own = unquote(urlsplit(broker.amqp_url).path[1:]) or "/"
-        say(
-            f"  the management API at {public_url(broker.management_url)} does not answer"
-            f" ({getattr(error, 'reason', error)}): using the virtual host {own!r} instead of"
-            " a scratch one (enable it: rabbitmq-plugins enable rabbitmq_management)"
-        )
-        _refuse_others_messages(broker.amqp_url, own)
-        yield VirtualHost(broker.amqp_url, own, scratch=False)
-        return
-    try:
-        yield VirtualHost(_in_vhost(broker.amqp_url, name), name, scratch=True)
-    finally:
-        _delete_vhost(broker, name)
-
-
-def _delete_vhost(broker: Broker, name: str) -> None:
-    with contextlib.suppress(OSError):  # the broker may be gone; its vhost then with it
-        _management(broker.management_url, "DELETE", f"/api/vhosts/{name}")
-
-
-def _in_vhost(amqp_url: str, vhost: str) -> str:
-    return urlsplit(amqp_url)._replace(path="/" + quote(vhost, safe="")).geturl()
+            _refuse_others_messages(broker.amqp_url, own)
+            yield VirtualHost(broker.amqp_url, own, scratch=False)
+            return
+        try:
+            yield VirtualHost(in_vhost(broker.amqp_url, name), name, scratch=True)
+        finally:
+            api.delete_vhost(name)
 
 
 def _refuse_others_messages(amqp_url: str, vhost: str) -> None:

@@ -21,11 +21,12 @@ from pydantic import SecretStr
 
 from bus.broker import Connection
 from bus.declarations import apply_topology
-from bus.demo.broker import Broker, VirtualHost, find_broker, public_url, queue_depth, scratch_vhost
+from bus.demo.broker import Broker, VirtualHost, find_broker, queue_depth, scratch_vhost
 from bus.demo.errors import DemoError
 from bus.demo.portal import Portal
 from bus.demo.progress import Bar
 from bus.demo.sites import EXAMPLES, SAMPLES, TICK, Site, open_site, work_directory, write_keys
+from bus.management import public_url
 from bus.portal_sim import InProcessServer, Options
 from bus.settings import Settings
 from bus.sync.runner import run_sync

@@ -1,0 +1,119 @@
+"""The broker's management HTTP API: where scratch virtual hosts are made and connections cut.
+
+`bus demo`, `bus connector check` and the benchmarks each run in a virtual host of their
+own, deleted after, so that their queues never meet anyone else's; the check also cuts
+connections on purpose. The API is found beside the broker: same host and credentials,
+port 15672, unless a URL says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any, Final
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+MANAGEMENT_PORT: Final = 15672
+EVERYTHING: Final = {"configure": ".*", "write": ".*", "read": ".*"}
+
+
+class ManagementError(Exception):
+    """The API did not answer, or refused; the message is for a person."""
+
+
+def management_url_for(amqp_url: str) -> str:
+    """The management API of the broker at `amqp_url`: its host and credentials, port 15672."""
+    parts = urlsplit(amqp_url)
+    userinfo = parts.netloc.rpartition("@")[0] or "guest:guest"
+    return f"http://{userinfo}@{_host(parts.hostname)}:{MANAGEMENT_PORT}"
+
+
+def public_url(management_url: str) -> str:
+    """The API's base URL without credentials, for people and logs."""
+    parts = urlsplit(management_url)
+    return f"{parts.scheme}://{_host(parts.hostname)}:{parts.port or MANAGEMENT_PORT}"
+
+
+def in_vhost(amqp_url: str, vhost: str) -> str:
+    """`amqp_url`, pointing at another virtual host."""
+    return urlsplit(amqp_url)._replace(path="/" + quote(vhost, safe="")).geturl()
+
+
+class Management:
+    def __init__(self, url: str, timeout: float = 30) -> None:
+        parts = urlsplit(url)
+        self.base = public_url(url)
+        self.user = unquote(parts.username or "guest")
+        auth = (self.user, unquote(parts.password or "guest"))
+        self._http = httpx.Client(base_url=self.base, auth=auth, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Management:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def call(self, method: str, path: str, body: object = None) -> Any:
+        try:
+            answer = self._http.request(method, path, json=body)
+        except httpx.HTTPError as error:
+            raise ManagementError(
+                f"the broker's management API at {self.base} does not answer ({error})"
+            ) from None
+        if answer.status_code >= 400:
+            raise ManagementError(
+                f"the broker's management API at {self.base} answered {answer.status_code} to"
+                f" {method} {path}: this needs the credentials of a broker user allowed to"
+                " create a virtual host (tag administrator)"
+            )
+        return answer.json() if answer.content else None
+
+    def create_vhost(self, name: str) -> None:
+        """A virtual host with every permission for the API's user; none if any step fails."""
+        self.call("PUT", f"/api/vhosts/{quote(name, safe='')}")
+        try:
+            path = f"/api/permissions/{quote(name, safe='')}/{quote(self.user, safe='')}"
+            self.call("PUT", path, EVERYTHING)
+        except ManagementError:
+            self.delete_vhost(name)
+            raise
+
+    def delete_vhost(self, name: str) -> None:
+        """Delete it; a broker that is gone took its virtual hosts with it."""
+        with contextlib.suppress(ManagementError):
+            self.call("DELETE", f"/api/vhosts/{quote(name, safe='')}")
+
+    def connections(self, vhost: str) -> list[str]:
+        """The names of the connections to `vhost`."""
+        found = self.call("GET", f"/api/vhosts/{quote(vhost, safe='')}/connections")
+        return [str(connection["name"]) for connection in found]
+
+    def close_connection(self, name: str) -> None:
+        """Force-close a connection, as a broker restart or a network cut would."""
+        with contextlib.suppress(ManagementError):  # already gone: just as good
+            self.call("DELETE", f"/api/connections/{quote(name, safe='')}")
+
+
+@contextlib.contextmanager
+def scratch_vhost(
+    amqp_url: str, management_url: str | None = None, prefix: str = "scratch"
+) -> Iterator[str]:
+    """The AMQP URL of a virtual host made for the block and deleted after it."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    with Management(management_url or management_url_for(amqp_url)) as api:
+        api.create_vhost(name)
+        try:
+            yield in_vhost(amqp_url, name)
+        finally:
+            api.delete_vhost(name)
+
+
+def _host(hostname: str | None) -> str:
+    host = hostname or "localhost"
+    return f"[{host}]" if ":" in host else host  # an IPv6 address goes back in brackets
