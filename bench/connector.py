@@ -41,7 +41,7 @@ from bus.broker import Connection
 from bus.declarations import apply_topology
 from bus.logging import configure_logging
 from bus.message import Outgoing
-from bus.publisher import Publisher, stored_event_message
+from bus.publisher import Publisher, event_message
 from bus.settings import Settings
 from bus.signing import Signer
 from bus.topology import EVENTS_EXCHANGE, SYNC_QUEUE, topology
@@ -52,7 +52,6 @@ from connectors.runner import Connector, signer_for
 from connectors.sample.database import LocalDatabase
 from connectors.sample.lifecycle import lifecycles
 from connectors.sample.local import to_local
-from schemas import encode_event
 
 AGENCY: Final = "000.00.01.G01"  # the example config's agency
 START: Final = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
@@ -122,22 +121,8 @@ def _relayed(
     mapping's event, stored as JSON, signed on its way out."""
     mapping = RecordMapping(config)
     signer: Signer | None = signer_for(config, settings)
-    messages = []
-    for record in records:
-        event = mapping.event(record, None)  # every dossier is new to the connector
-        messages.append(
-            stored_event_message(
-                encode_event(event),
-                event_id=str(event.event_id),
-                event_type=event.event_type,
-                connector=config.connector.name,
-                dossier_code=str(event.dossier_code),
-                seq=event.seq,
-                timestamp=int(event.occurred_at.timestamp()),
-                signer=signer,
-            )
-        )
-    return messages
+    # Every dossier is new to the connector, so no previous status.
+    return [event_message(mapping.event(record, None), signer) for record in records]
 
 
 async def _empty_sync_queue(connection: Connection) -> None:
