@@ -36,6 +36,7 @@ import pika
 
 import connectors
 from bench.broker import amqp_url, prebuilt, raw_publish, scratch_vhost
+from bench.cpu import CpuMeter, broker_pid
 from bus import runtime
 from bus.broker import Connection
 from bus.declarations import apply_topology
@@ -205,12 +206,18 @@ async def _run(options: Namespace) -> dict[str, Any]:
             await apply_topology(connection, topology(Settings()))
             raw_times, bus_times = [], []
             events = read = 0
+            broker = broker_pid(url)
+            raw_cpu, bus_cpu = CpuMeter({"broker": broker}), CpuMeter({"broker": broker})
             for round_ in range(options.rounds):
                 await _empty_sync_queue(connection)
-                raw_times.append(await raw_publish(url, EVENTS_EXCHANGE, key, identical, WINDOW))
+                with raw_cpu.measure():
+                    raw_times.append(
+                        await raw_publish(url, EVENTS_EXCHANGE, key, identical, WINDOW)
+                    )
                 await _empty_sync_queue(connection)
                 config = _config(database_url, folder / f"state-{round_}", options.batch_size)
-                elapsed, connector = await _bus_run(config, settings)
+                with bus_cpu.measure():
+                    elapsed, connector = await _bus_run(config, settings)
                 bus_times.append(elapsed)
                 events, read = connector.committed, connector.read
                 assert events == len(identical), f"{events} events of {len(identical)} rows"
@@ -231,6 +238,11 @@ async def _run(options: Namespace) -> dict[str, Any]:
         "window": WINDOW,
         "rounds": options.rounds,
         "cores": os.cpu_count(),
+        # The last round's CPU in µs per event; both clients run in this process.
+        "cpu_us_per_event": {
+            "raw": raw_cpu.per_event(events, {"this process": "client", "broker": "broker"}),
+            "bus": bus_cpu.per_event(events, {"this process": "connector", "broker": "broker"}),
+        },
     }
 
 
@@ -242,5 +254,6 @@ def describe(result: dict[str, Any]) -> str:
     return (
         f"connector: sql_poll to confirmed publish {result['bus_eps']:,} events/s vs raw "
         f"{result['raw_eps']:,}/s (ratio {result['ratio']}), {result['events']:,} x "
-        f"{result['event_bytes']} B, batch {result['batch_size']}, {result['cores']} cores"
+        f"{result['event_bytes']} B, batch {result['batch_size']}, {result['cores']} cores; "
+        f"CPU per event {result['cpu_us_per_event']}"
     )

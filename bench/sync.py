@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.broker import amqp_url, raw_consume, scratch_vhost
+from bench.cpu import CpuMeter, broker_pid
 from bus.broker import Connection
 from bus.declarations import apply_topology
 from bus.logging import configure_logging
@@ -70,7 +71,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _simulator(folder: Path) -> Iterator[str]:
+def _simulator(folder: Path) -> Iterator[tuple[str, int]]:
+    """The simulator's address and process id."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -99,7 +101,7 @@ def _simulator(folder: Path) -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("the portal simulator did not start") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -230,8 +232,9 @@ async def _run(options: Namespace) -> dict[str, Any]:
     # the service puts what it loaded at start (bus/runtime.py), so that neither run pays for it.
     gc.collect()
     gc.freeze()
-    with tempfile.TemporaryDirectory() as scratch, _simulator(Path(scratch)) as portal:
+    with tempfile.TemporaryDirectory() as scratch, _simulator(Path(scratch)) as (portal, sim):
         folder = Path(scratch)
+        cpu = CpuMeter({"simulator": sim, "broker": broker_pid(amqp_url())})
         with scratch_vhost(amqp_url()) as url:
             connection = Connection(url, name="bench-sync")
             await connection.start(timeout=10)
@@ -239,9 +242,10 @@ async def _run(options: Namespace) -> dict[str, Any]:
             await _fill(connection, messages)
             raw = await raw_consume(url, SYNC_QUEUE, len(messages), prefetch=1000)
             await _fill(connection, messages)
-            bus = await _drain_with_sync(
-                _settings(folder, url, portal, "state-drain.sqlite3", options)
-            )
+            with cpu.measure():
+                bus = await _drain_with_sync(
+                    _settings(folder, url, portal, "state-drain.sqlite3", options)
+                )
             applied = _sim(portal, "/_sim/stats")
             _sim(portal, "/_sim/reset", method="POST")
             latencies = await _latency(
@@ -268,6 +272,10 @@ async def _run(options: Namespace) -> dict[str, Any]:
         "concurrency": options.concurrency,
         "simulator": applied,
         "cores": os.cpu_count(),
+        # The drain's CPU in µs per event; the service runs in this process.
+        "cpu_us_per_event": cpu.per_event(
+            len(messages), {"this process": "sync", "simulator": "simulator", "broker": "broker"}
+        ),
     }
 
 
@@ -280,5 +288,6 @@ def describe(result: dict[str, Any]) -> str:
         f"sync: bus {result['bus_eps']:,} events/s into the simulator vs raw consume "
         f"{result['raw_eps']:,}/s (ratio {result['ratio']}); publish-to-applied at "
         f"{result['latency_rate']}/s: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; "
-        f"{result['events']:,} events of {result['dossiers']:,} dossiers, {result['cores']} cores"
+        f"{result['events']:,} events of {result['dossiers']:,} dossiers, {result['cores']} cores; "
+        f"CPU per event {result['cpu_us_per_event']}"
     )
