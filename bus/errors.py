@@ -18,7 +18,10 @@ The class alone decides: nothing inspects messages or strings to choose.
     ├── PublishError                 the broker did not take a published message
     │   ├── Unroutable               returned: no queue is bound for its routing key
     │   └── Nacked                   the broker refused it (e.g. a queue at its length limit)
-    └── TopologyMismatch             a queue exists with other arguments than the topology's
+    ├── TopologyMismatch             a queue exists with other arguments than the topology's
+    └── OperatorError                an operator's action cannot be done (never about a message)
+        ├── Forbidden                the action touches a unit the operator does not own (403)
+        └── NotFound                 no dead letter has that id (404)
 """
 
 from __future__ import annotations
@@ -126,6 +129,27 @@ class TopologyMismatch(BusError):
         )
         self.name = name
         self.argument = argument
+
+
+class OperatorError(BusError):
+    """An operator's request that cannot be carried out; the message is for that person."""
+
+
+class Forbidden(OperatorError):
+    """The operator does not own the unit the action touches."""
+
+    def __init__(self, operator: str, unit: str) -> None:
+        super().__init__(f"operator {operator!r} may not act on unit {unit!r}")
+        self.operator = operator
+        self.unit = unit
+
+
+class NotFound(OperatorError):
+    """No dead letter has this id."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no dead letter {what!r}")
+        self.what = what
 
 
 def disposition_of(error: BaseException) -> tuple[Disposition, str]:

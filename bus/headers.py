@@ -22,6 +22,10 @@ ORIGINAL_EXCHANGE = "x-bus-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-bus-original-routing-key"
 # Set by `bus reconcile` on an event it re-queues: apply it even though its seq was applied.
 RESYNC = "x-bus-resync"
+# Set by an operator's replay (`bus dlq replay`, `bus replay`, the console): who sent it back,
+# and how many times this event has been replayed from the dead-letter store.
+REPLAYED_BY = "x-bus-replayed-by"
+REPLAYS = "x-bus-replays"
 
 # Only the bus writes these: a connector's message that carries any loses them on arrival.
 BUS_OWNED = frozenset(
@@ -35,5 +39,7 @@ BUS_OWNED = frozenset(
         ORIGINAL_EXCHANGE,
         ORIGINAL_ROUTING_KEY,
         RESYNC,
+        REPLAYED_BY,
+        REPLAYS,
     }
 )

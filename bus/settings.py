@@ -83,3 +83,8 @@ class Settings(BaseSettings):
         "auto", description="json in production; console when attached to a terminal."
     )
     log_level: str = Field("info")
+    ops_url: SecretStr = Field(
+        SecretStr("sqlite:///bus-ops.sqlite3"),
+        description="Operator store (dead letters collected from portal.sync.dlq, audit log of"
+        " operator actions): sqlite:///file or postgresql://... (may hold a password).",
+    )
