@@ -12,6 +12,7 @@ from importlib import metadata
 import click
 
 from bus.commands.connector import connector
+from bus.commands.console import console
 from bus.commands.demo import demo
 from bus.commands.portal_sim import portal_sim
 from bus.commands.schema import schema
@@ -45,3 +46,4 @@ main.add_command(topology)
 main.add_command(sync)
 main.add_command(reconcile)
 main.add_command(demo)
+main.add_command(console)

@@ -88,3 +88,16 @@ class Settings(BaseSettings):
         description="Operator store (dead letters collected from portal.sync.dlq, audit log of"
         " operator actions): sqlite:///file or postgresql://... (may hold a password).",
     )
+    console_accounts_file: Path | None = Field(
+        None, description="The operator console's accounts (TOML: name, password hash, units)."
+    )
+    console_secret: SecretStr | None = Field(
+        None,
+        description="Key signing the console's session cookies; unset: a random one per"
+        " process, and every session ends with it.",
+    )
+    console_metrics_urls: tuple[str, ...] = Field(
+        ("http://127.0.0.1:9101/metrics",),
+        description="The /metrics the console scrapes for the flow per unit (JSON list).",
+    )
+    console_port: int = Field(8780, ge=0, le=65535, description="Port `bus console` serves on.")
