@@ -14,6 +14,7 @@ import click
 from bus.commands.connector import connector
 from bus.commands.console import console
 from bus.commands.demo import demo
+from bus.commands.ops import dlq, history_replay, status
 from bus.commands.portal_sim import portal_sim
 from bus.commands.schema import schema
 from bus.commands.sync import reconcile, sync
@@ -47,3 +48,6 @@ main.add_command(sync)
 main.add_command(reconcile)
 main.add_command(demo)
 main.add_command(console)
+main.add_command(status)
+main.add_command(dlq)
+main.add_command(history_replay)

@@ -37,6 +37,11 @@ def public_url(management_url: str) -> str:
     return f"{parts.scheme}://{_host(parts.hostname)}:{parts.port or MANAGEMENT_PORT}"
 
 
+def vhost_of(amqp_url: str) -> str:
+    """The virtual host an AMQP URL names ("/" when it names none)."""
+    return unquote(urlsplit(amqp_url).path.removeprefix("/")) or "/"
+
+
 def in_vhost(amqp_url: str, vhost: str) -> str:
     """`amqp_url`, pointing at another virtual host."""
     return urlsplit(amqp_url)._replace(path="/" + quote(vhost, safe="")).geturl()
@@ -93,6 +98,12 @@ class Management:
         """The names of the connections to `vhost`."""
         found = self.call("GET", f"/api/vhosts/{quote(vhost, safe='')}/connections")
         return [str(connection["name"]) for connection in found]
+
+    def queues(self, vhost: str) -> list[dict[str, Any]]:
+        """Every queue and stream of `vhost` with its counters, as the API reports them
+        (message counts lag the broker by its statistics interval, 5 s by default)."""
+        found = self.call("GET", f"/api/queues/{quote(vhost, safe='')}")
+        return list(found)
 
     def close_connection(self, name: str) -> None:
         """Force-close a connection, as a broker restart or a network cut would."""

@@ -79,6 +79,14 @@ class DeadLetters:
         self._settings = settings
         self._publisher: Publisher | None = None
 
+    @property
+    def connection(self) -> Connection:
+        return self._connection
+
+    @property
+    def store(self) -> OpsStore:
+        return self._store
+
     # ---- from the queue into the store -----------------------------------------------------
 
     async def collect(self, idle: float = 0.5) -> int:
