@@ -55,3 +55,29 @@ def labelled(metric: Metric, *values: str) -> Metric:
     if child is None:
         child = _children[metric, values] = metric.labels(*values)
     return child
+
+
+# ---- connectors: each labelled by the unit it publishes for and its own name
+
+CONNECTOR_RECORDS = Counter(
+    "bus_connector_records_total",
+    "Records a connector read from its local system, by unit, connector and outcome (stored:"
+    " its event went to the outbox; skipped: that version was sent already; rejected).",
+    ["unit", "connector", "outcome"],
+)
+CONNECTOR_PUBLISHED = Counter(
+    "bus_connector_events_published_total",
+    "Events a connector published that the broker confirmed, by unit and connector.",
+    ["unit", "connector"],
+)
+CONNECTOR_OUTBOX = Gauge(
+    "bus_connector_outbox_events",
+    "Events waiting in a connector's outbox for the broker's confirm.",
+    ["unit", "connector"],
+)
+CONNECTOR_LAST_POLL = Gauge(
+    "bus_connector_last_poll_timestamp_seconds",
+    "When a connector last read its local system without error (Unix time); a push source's"
+    " last accepted push.",
+    ["unit", "connector"],
+)

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
         "auto", description="json in production; console when attached to a terminal."
     )
     log_level: str = Field("info")
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the probe server (/metrics, /healthz, /readyz) binds."
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the probe server; None: none, unless the command has a default.",
+    )
     ops_url: SecretStr = Field(
         SecretStr("sqlite:///bus-ops.sqlite3"),
         description="Operator store (dead letters collected from portal.sync.dlq, audit log of"

@@ -15,6 +15,7 @@ import structlog
 
 from bus.errors import PublishError
 from bus.message import Outgoing
+from bus.metrics import CONNECTOR_OUTBOX, CONNECTOR_PUBLISHED, labelled
 from bus.publisher import Publisher, stored_event_message
 from bus.signing import Signer
 from connectors.failpoints import failpoint
@@ -28,7 +29,12 @@ RETRY_DELAY: Final = 1.0
 
 class Relay:
     def __init__(
-        self, outbox: Outbox, publisher: Publisher, signer: Signer | None, connector: str
+        self,
+        outbox: Outbox,
+        publisher: Publisher,
+        signer: Signer | None,
+        connector: str,
+        unit: str = "",
     ) -> None:
         self._outbox = outbox
         self._publisher = publisher
@@ -36,6 +42,8 @@ class Relay:
         self._connector = connector
         self._wake = asyncio.Event()
         self.published = 0
+        self._published_metric = labelled(CONNECTOR_PUBLISHED, unit, connector)
+        self._outbox_metric = labelled(CONNECTOR_OUTBOX, unit, connector)
 
     def wake(self) -> None:
         """New rows are in the outbox."""
@@ -65,6 +73,8 @@ class Relay:
         failpoint("after-publish")
         self._outbox.delete_through(rows[-1].id)
         self.published += len(rows)
+        self._published_metric.inc(len(rows))
+        self._outbox_metric.dec(len(rows))
         return len(rows)
 
     def _message(self, row: Pending) -> Outgoing:

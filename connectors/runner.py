@@ -22,6 +22,8 @@ import structlog
 
 from bus import runtime
 from bus.broker import Connection
+from bus.metrics import CONNECTOR_LAST_POLL, CONNECTOR_OUTBOX, CONNECTOR_RECORDS, labelled
+from bus.probes import NotReady, ProbeServer
 from bus.publisher import Publisher
 from bus.settings import Settings
 from bus.signing import Signer
@@ -80,6 +82,15 @@ class Connector:
         self._started_at = datetime.now(UTC)
         self._last_activity = time.monotonic()
         self._source_done = False
+        self._source_error: str | None = None  # why the last read failed, for /readyz
+        unit = config.unit
+        self._stored, self._skipped, self._rejected = (
+            labelled(CONNECTOR_RECORDS, unit, self.name, outcome)
+            for outcome in ("stored", "skipped", "rejected")
+        )
+        self._outbox_size = labelled(CONNECTOR_OUTBOX, unit, self.name)
+        self._outbox_size.set(self.outbox.size())
+        self._last_poll = labelled(CONNECTOR_LAST_POLL, unit, self.name)
 
     # ---- records to the outbox
 
@@ -116,6 +127,10 @@ class Connector:
         self.read += len(records)
         self.committed += len(events)
         self.rejected += len(rejects)
+        self._stored.inc(len(events))
+        self._skipped.inc(len(records) - len(events) - len(rejects))
+        self._rejected.inc(len(rejects))
+        self._outbox_size.inc(len(events))
         if events:
             self._last_activity = time.monotonic()
             failpoint("after-outbox-commit")
@@ -127,7 +142,9 @@ class Connector:
 
     async def accept(self, records: Sequence[Record], ref: str) -> Accepted:
         """For push sources: returns once the records are durable."""
-        return self.ingest(records, ref)
+        accepted = self.ingest(records, ref)
+        self._last_poll.set_to_current_time()
+        return accepted
 
     async def poll_once(self) -> Batch:
         """Read one batch from a poll source into the outbox."""
@@ -135,10 +152,12 @@ class Connector:
         batch = await self.source.fetch(self.outbox.cursor(), self.config.connector.batch_size)
         if batch.problem is not None:
             self.outbox.commit([], [Reject(batch.ref, "", batch.problem, {})], None)
+            self._rejected.inc()
             log.warning("input rejected", ref=batch.ref, reason=batch.problem)
         elif batch.records or batch.cursor is not None:
             self.ingest(batch.records, batch.ref, batch.refs, batch.cursor)
         await self.source.committed(batch)
+        self._last_poll.set_to_current_time()
         return batch
 
     # ---- running
@@ -152,8 +171,15 @@ class Connector:
             max_delay=self.settings.reconnect_max_delay,
         )
         publisher = Publisher(connection, window=self.settings.publish_window)
-        self._relay = Relay(self.outbox, publisher, self.signer, self.name)
+        self._relay = Relay(self.outbox, publisher, self.signer, self.name, self.config.unit)
         await self.source.open()
+        probes = self._probes(connection)
+        if probes is not None:
+            try:
+                await probes.start()
+            except OSError:  # the port is taken: say so, having let go of the source
+                await self.source.close()
+                raise
         log.info("connector started", connector=self.name, source=self.source.describe())
         runtime.settle()
         tasks = [
@@ -171,9 +197,31 @@ class Connector:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if probes is not None:
+                await probes.stop()
             await self.source.close()
             await connection.close()
             self.outbox.close()
+
+    def _probes(self, connection: Connection) -> ProbeServer | None:
+        """/metrics, /healthz and /readyz on BUS_METRICS_PORT, if set: ready while the broker
+        connection is open, the outbox answers and the last read of the source succeeded."""
+        if self.settings.metrics_port is None:
+            return None
+
+        async def broker() -> None:
+            if not connection.is_open:
+                raise NotReady("the connection to the broker is not open")
+
+        async def outbox() -> None:
+            self.outbox.cursor()  # one indexed read of the outbox's database
+
+        async def source() -> None:
+            if self._source_error is not None:
+                raise NotReady(self._source_error)
+
+        checks = {"broker": broker, "outbox": outbox, "source": source}
+        return ProbeServer(checks, self.settings.metrics_host, self.settings.metrics_port)
 
     async def _read(self) -> None:
         if isinstance(self.source, PushSource):
@@ -187,8 +235,10 @@ class Connector:
             except Exception as error:  # SourceError, or a database hiccup: try again later
                 log.warning("source not readable", source=self.source.describe(), error=str(error))
                 self._source_done = False
+                self._source_error = f"{self.source.describe()}: {error}"
                 await asyncio.sleep(interval)
                 continue
+            self._source_error = None
             self._source_done = batch.done or not (batch.records or batch.problem)
             if self._source_done:
                 await asyncio.sleep(interval)

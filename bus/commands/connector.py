@@ -113,15 +113,25 @@ async def _try_source(config: ConnectorConfig, source: Source) -> list[tuple[boo
     metavar="SECONDS",
     help="Stop once the source had nothing new and the outbox was empty this long.",
 )
-def run(config_path: Path, until_idle: float | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of /metrics, /healthz and /readyz (0: any free one). Default: BUS_METRICS_PORT,"
+    " else 9102 when it is free (give each connector on one host its own).",
+)
+def run(config_path: Path, until_idle: float | None, metrics_port: int | None) -> None:
     """Run the connector: read, map, keep in the outbox, publish. Stops on SIGTERM."""
     from bus.logging import configure_logging
+    from bus.probes import CONNECTOR_METRICS_PORT, service_port
     from bus.settings import Settings
     from connectors.config import ConfigError, load_config
     from connectors.runner import Connector, SigningKeyMissing
 
     settings = Settings()
     configure_logging(settings)
+    port = service_port(settings, metrics_port, CONNECTOR_METRICS_PORT)
+    settings = settings.model_copy(update={"metrics_port": port})
     try:
         connector = Connector(load_config(config_path), settings)
     except (ConfigError, SigningKeyMissing) as error:

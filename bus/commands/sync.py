@@ -26,14 +26,24 @@ def sync() -> None:
     metavar="SECONDS",
     help="Stop once nothing arrived for this long (batch runs and tests); else run until SIGTERM.",
 )
-def run(until_idle: float | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of /metrics, /healthz and /readyz (0: any free one). Default: BUS_METRICS_PORT,"
+    " else 9101 when it is free.",
+)
+def run(until_idle: float | None, metrics_port: int | None) -> None:
     """Consume portal.sync and apply every newer event to the portal, in order, in batches."""
     from bus.logging import configure_logging
+    from bus.probes import SYNC_METRICS_PORT, service_port
     from bus.settings import Settings
     from bus.sync.runner import UnsignedRefused, run_sync
 
     settings = Settings()
     configure_logging(settings)
+    port = service_port(settings, metrics_port, SYNC_METRICS_PORT)
+    settings = settings.model_copy(update={"metrics_port": port})
     try:
         asyncio.run(run_sync(settings, until_idle=until_idle))
     except UnsignedRefused as error:

@@ -133,7 +133,8 @@ class FaultInjection:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        self.stats.call(scope["path"].strip("/"))
+        endpoint = scope["path"].strip("/")
+        self.stats.call(endpoint)
         plan = self.faults.draw()
         if plan is _NO_FAULT:
             await self.app(scope, receive, send)
@@ -144,15 +145,18 @@ class FaultInjection:
             await asyncio.sleep(plan.latency)
         if plan.down:
             self.stats.fault("down")
+            self.stats.answered(endpoint, "", 503)
             await _answer(send, 503, b"the portal is down (simulated outage)")
             return
         if plan.throttle:
             self.stats.fault("throttle")
+            self.stats.answered(endpoint, "", 429)
             retry_after = str(settings.retry_after).encode()
             await _answer(send, 429, b"too many requests", [(b"retry-after", retry_after)])
             return
         if plan.error:
             self.stats.fault("error")
+            self.stats.answered(endpoint, "", settings.error_status)
             await _answer(send, settings.error_status, b"simulated server error")
             return
         if plan.stall:
@@ -164,6 +168,7 @@ class FaultInjection:
         if plan.reset:
             self.stats.fault("reset")
             if not settings.reset_after_apply:
+                self.stats.answered(endpoint, "", "reset")
                 await _start(send, 200, [(b"content-length", b"64")])
                 raise InjectedReset
             send = _cut(send)

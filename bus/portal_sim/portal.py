@@ -74,6 +74,7 @@ class Portal:
                 response = await handle(request, context)
             except EnvelopeError as error:
                 self.sim.stats.refused[str(error.error_code)] += 1
+                self.sim.stats.answered(name, context.get("service", ""), error.error_code)
                 log.warning(
                     "portal_call_refused",
                     endpoint=name,
@@ -83,6 +84,7 @@ class Portal:
                     **context,
                 )
                 return refused(error)
+            self.sim.stats.answered(name, context.get("service", ""), 0)
             line = log.warning if context.get("invalid") else log.debug
             line("portal_call", endpoint=name, ms=_ms(started), **context)
             return response

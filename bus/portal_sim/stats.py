@@ -20,12 +20,18 @@ class Stats:
     def reset(self) -> None:
         self.started_at = time.time()
         self.calls: Counter[str] = Counter()  # by endpoint: auth, integration, share
+        # by endpoint, service ("" if none or not read) and code: the portal's error_code of
+        # the call (0, 400, 401) or an injected fault's HTTP status (429, 5xx), or "reset"
+        self.answers: Counter[tuple[str, str, str]] = Counter()
         self.refused: Counter[str] = Counter()  # whole calls, by error_code (400, 401)
         self.items: Counter[tuple[str, int]] = Counter()  # by service and item error_code
         self.faults: Counter[str] = Counter()  # by kind
 
     def call(self, endpoint: str) -> None:
         self.calls[endpoint] += 1
+
+    def answered(self, endpoint: str, service: str, code: int | str) -> None:
+        self.answers[endpoint, service, str(code)] += 1
 
     def judged(self, service: str, codes: Iterable[int]) -> None:
         self.items.update((service, code) for code in codes)

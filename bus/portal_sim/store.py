@@ -98,6 +98,10 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def ping(self) -> None:
+        """Return once the file answers a read; raise `sqlite3.Error` if it does not."""
+        self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")

@@ -12,6 +12,7 @@ from bus.broker import Connection
 from bus.consumer import Consumer
 from bus.metrics import PORTAL_BREAKER_OPEN, PORTAL_BREAKER_OPENINGS
 from bus.middleware import standard
+from bus.probes import NotReady, ProbeServer
 from bus.publisher import Publisher
 from bus.settings import Settings
 from bus.signing import KeyRing
@@ -19,7 +20,7 @@ from bus.sync.breaker import BreakerState, CircuitBreaker
 from bus.sync.portal import PortalClient
 from bus.sync.ratelimit import TokenBucket
 from bus.sync.service import SyncService
-from bus.sync.store import open_store
+from bus.sync.store import StateStore, open_store
 from bus.topology import SYNC_QUEUE
 
 log = structlog.get_logger(__name__)
@@ -94,11 +95,30 @@ async def run_sync(settings: Settings, *, until_idle: float | None = None) -> No
             middleware=standard(SYNC_QUEUE, publisher, settings, keys),
             prefetch=settings.prefetch,
         )
-        await connection.start()
-        consumer.stop_on_signals()
-        runtime.settle()
+        probes = _probes(settings, connection, store)
+        if probes is not None:
+            await probes.start()  # before the broker: /healthz answers while it connects
         try:
+            await connection.start()
+            consumer.stop_on_signals()
+            runtime.settle()
             await consumer.run(until_idle=until_idle)
         finally:
             await service.close()
             await connection.close()
+            if probes is not None:
+                await probes.stop()
+
+
+def _probes(settings: Settings, connection: Connection, store: StateStore) -> ProbeServer | None:
+    """/metrics, /healthz and /readyz on BUS_METRICS_PORT, if set: ready while the broker
+    connection is open and the state store answers."""
+    if settings.metrics_port is None:
+        return None
+
+    async def broker() -> None:
+        if not connection.is_open:
+            raise NotReady("the connection to the broker is not open")
+
+    checks = {"broker": broker, "store": store.ping}
+    return ProbeServer(checks, settings.metrics_host, settings.metrics_port)

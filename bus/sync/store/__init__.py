@@ -75,6 +75,11 @@ class StateStore(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
+    async def ping(self) -> None:
+        """Return once the store answers a trivial read of its table; raise if it cannot
+        (`StoreUnavailable`, or RuntimeError when it is not open): the readiness check."""
+
+    @abstractmethod
     async def get(self, codes: Collection[str]) -> dict[str, Applied]:
         """The state of each of `codes` that has one; unknown dossiers are left out."""
 

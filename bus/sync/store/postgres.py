@@ -67,6 +67,13 @@ class PostgresStore(StateStore):
                 self._conn = None
             raise StoreUnavailable(f"state store: {error}") from error
 
+    async def ping(self) -> None:
+        async def select(conn: _Connection) -> None:
+            await conn.execute("SELECT 1 FROM dossier_state LIMIT 1")
+
+        async with self._lock:
+            await self._run(select)
+
     async def get(self, codes: Collection[str]) -> dict[str, Applied]:
         async def select(conn: _Connection) -> dict[str, Applied]:
             cursor = await conn.execute(

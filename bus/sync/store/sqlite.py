@@ -96,6 +96,12 @@ class SqliteStore(StateStore):
             raise RuntimeError("the state store is not open")
         return self._thread_db
 
+    async def ping(self) -> None:
+        try:
+            self._loop_connection().execute("SELECT 1 FROM dossier_state LIMIT 1").fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"state store: {error}") from error
+
     async def get(self, codes: Collection[str]) -> dict[str, Applied]:
         db, wanted, found = self._loop_connection(), list(codes), {}
         try:
