@@ -221,12 +221,7 @@ class OpsStore:
             query = query.where(audit_log.c.actor == actor)
         with self._begin() as connection:
             rows = connection.execute(query.limit(limit).offset(offset))
-            return [
-                AuditEntry.model_validate(
-                    {**row._mapping, "at": _aware(row.at)}, from_attributes=False
-                )
-                for row in rows
-            ]
+            return [_entry(row._mapping) for row in rows]
 
 
 def _filtered(
@@ -278,6 +273,11 @@ def _letter(row: Any) -> DeadLetter:
         values[name] = _aware(values[name])
     values["history"] = tuple(values["history"])
     return DeadLetter.model_validate(values)
+
+
+def _entry(row: Any) -> AuditEntry:
+    values = {key: value for key, value in row.items() if key != "id"}
+    return AuditEntry.model_validate({**values, "at": _aware(values["at"])})
 
 
 def _aware(moment: datetime | None) -> datetime | None:
