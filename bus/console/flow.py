@@ -114,7 +114,7 @@ class Flow:
 
     def _lag_quantiles(self, unit: str, points: list[Point]) -> dict[str, Any]:
         if not points:
-            return {"p50": None, "p99": None, "window": None}
+            return {"p50": None, "p99": None, "window": None, "beyond": []}
         latest = points[-1].lag.get(unit, {})
         since = next((p for p in points if p.at >= points[-1].at - LAG_WINDOW), points[0])
         earlier = since.lag.get(unit, {})
@@ -122,7 +122,15 @@ class Flow:
         buckets, window = (recent, f"last {LAG_WINDOW:.0f} s")
         if not recent.get(math.inf, 0.0):  # nothing in the window: everything seen
             buckets, window = latest, "since the console started"
-        return {"p50": quantile(0.5, buckets), "p99": quantile(0.99, buckets), "window": window}
+        highest = max((bound for bound in buckets if not math.isinf(bound)), default=None)
+        lag: dict[str, Any] = {"window": window, "beyond": []}
+        for name, q in (("p50", 0.5), ("p99", 0.99)):
+            value = quantile(q, buckets)
+            if value is not None and math.isinf(value):  # past the last bucket: "> highest"
+                value = highest
+                lag["beyond"].append(name)
+            lag[name] = value
+        return lag
 
     async def scrape(self, client: httpx.AsyncClient) -> Point:
         """Scrape every source once, at the same moment, and record the round."""

@@ -64,8 +64,8 @@ def parse(text: str) -> Totals:
 
 def quantile(q: float, buckets: dict[float, float]) -> float | None:
     """The q-quantile of a histogram's cumulative buckets, interpolated linearly inside the
-    bucket it falls in, as Prometheus's histogram_quantile does; None without observations.
-    A quantile in the +Inf bucket is reported as the highest finite bound."""
+    bucket it falls in, as Prometheus's histogram_quantile does; None without observations,
+    and infinity when it lies beyond the highest finite bound."""
     bounds = sorted(buckets)
     total = buckets.get(math.inf, buckets[bounds[-1]] if bounds else 0.0)
     if total <= 0:
@@ -76,7 +76,7 @@ def quantile(q: float, buckets: dict[float, float]) -> float | None:
         count = buckets[bound]
         if count >= rank:
             if math.isinf(bound):
-                return lower
+                return math.inf
             if count == below:
                 return bound
             return lower + (bound - lower) * (rank - below) / (count - below)

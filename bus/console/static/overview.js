@@ -61,7 +61,8 @@ function drawFlow(flow) {
     const last = (m) => (data[m].length ? data[m][data[m].length - 1] : 0);
     const now = MEASURES.map((m) => `${m.replace("_", "-")} ${last(m).toFixed(1)}/s`).join(" · ");
     card.appendChild(element("p", { class: "rates" }, now));
-    const lag = `lag p50 ${seconds(data.lag.p50)} · p99 ${seconds(data.lag.p99)}`;
+    const quantile = (name) => (data.lag.beyond.includes(name) ? "> " : "") + seconds(data.lag[name]);
+    const lag = `lag p50 ${quantile("p50")} · p99 ${quantile("p99")}`;
     card.appendChild(element("p", { class: "lag", title: data.lag.window || "" }, lag));
     box.appendChild(card);
   }
