@@ -21,19 +21,18 @@ task of their event loop, started and stopped with the service:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from types import TracebackType
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 import structlog
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from bus.serving import LoopServer
 
 if TYPE_CHECKING:
     from bus.settings import Settings
@@ -101,19 +100,9 @@ async def _run(check: Check, timeout: float) -> str:
     return "ok"
 
 
-class _LoopServer(uvicorn.Server):
-    # The service owns SIGINT and SIGTERM: uvicorn must not take them over while it serves.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class ProbeServer:
-    """The probe endpoints on `host:port`, served as a task of the running event loop.
-
-    Port 0 takes a free port; `url` says which. `start` binds the socket itself, so a port
-    that is taken fails the start at once (an `OSError`), and the port is known after it.
-    """
+class ProbeServer(LoopServer):
+    """The probe endpoints on `host:port`, served as a task of the running event loop
+    (`bus/serving.py`). Port 0 takes a free port; `url` says which."""
 
     def __init__(
         self,
@@ -124,56 +113,13 @@ class ProbeServer:
         registry: CollectorRegistry = REGISTRY,
         timeout: float = CHECK_TIMEOUT,
     ) -> None:
-        self.app = Starlette(routes=probe_routes(checks, registry=registry, timeout=timeout))
-        self._host, self._port = host, port
-        self._server: _LoopServer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.url = ""
+        app = Starlette(routes=probe_routes(checks, registry=registry, timeout=timeout))
+        super().__init__(app, host, port, name="probes", lifespan="off")
 
     async def start(self) -> str:
-        """Serve, and return the base URL once the server listens."""
-        sock = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self._host, self._port))
-        except OSError:
-            sock.close()
-            raise
-        host, port = sock.getsockname()[:2]
-        # log_config=None leaves the service's logging alone; lifespan: the app has none.
-        config = uvicorn.Config(
-            self.app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1
-        )
-        self._server = server = _LoopServer(config)
-        self._task = asyncio.create_task(server.serve(sockets=[sock]), name="probes")
-        while not server.started:
-            if self._task.done():
-                sock.close()
-                self._task.result()  # its error, if it has one
-                raise RuntimeError("the probe server stopped as it started")
-            await asyncio.sleep(0.01)
-        self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-        log.info("probes serving", url=self.url, endpoints="/metrics /healthz /readyz")
-        return self.url
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._server = self._task = None
-
-    async def __aenter__(self) -> str:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        url = await super().start()
+        log.info("probes serving", url=url, endpoints="/metrics /healthz /readyz")
+        return url
 
 
 def service_port(settings: Settings, given: int | None, default: int) -> int | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import (
+from console_support import (
     HANOI,
     NATIONAL,
     PASSWORD,
