@@ -21,7 +21,8 @@ from pydantic import SecretStr
 
 from bus.broker import Connection
 from bus.declarations import apply_topology
-from bus.demo.broker import Broker, VirtualHost, find_broker, queue_depth, scratch_vhost
+from bus.demo.broker import Broker, VirtualHost, find_broker, scratch_vhost
+from bus.demo.console import DemoConsole, serve_console
 from bus.demo.errors import DemoError
 from bus.demo.portal import Portal
 from bus.demo.progress import Bar
@@ -30,7 +31,7 @@ from bus.management import public_url
 from bus.portal_sim import InProcessServer, Options
 from bus.settings import Settings
 from bus.sync.runner import run_sync
-from bus.topology import DEAD_LETTER_QUEUE, SYNC_QUEUE, topology
+from bus.topology import SYNC_QUEUE, topology
 from connectors.config import load_config
 
 MOVE_SECONDS: Final = 10.0  # long enough to watch, short enough to wait for
@@ -105,7 +106,6 @@ class Demo:
             sync_rate=200.0,
         )
         await self._apply_topology(settings)
-        dead_before = await asyncio.to_thread(queue_depth, url, DEAD_LETTER_QUEUE)
         sites = []
         for sample, name in zip(SAMPLES, names, strict=True):
             key_id, secret = keys[name]
@@ -113,7 +113,9 @@ class Demo:
                 amqp_url=SecretStr(url), signing_key=SecretStr(secret), signing_key_id=key_id
             )
             sites.append(open_site(sample, self.options.dossiers, self.workdir, signing, stack))
-        self._describe(portal_url, sites)
+        # Entered before the services start, so it stops after them: it watches them to the end.
+        console = await tasks.enter_async_context(serve_console(settings, self.workdir))
+        self._describe(portal_url, sites, console)
 
         self._start(tasks, "sync service", run_sync(settings))
         for site in sites:
@@ -123,12 +125,11 @@ class Demo:
         self._start(tasks, "portal watcher", portal.watch())
 
         synced = await self._move(sites, portal) and await self._settle(portal)
-        dead = await asyncio.to_thread(queue_depth, url, DEAD_LETTER_QUEUE) - dead_before
-        await self._summary(sites, portal, dead)
+        await self._summary(sites, portal)
         if not synced:
             self._report_missing(sites, portal)
             return 1
-        self._where_to_look(portal_url, sites)
+        self._where_to_look(portal_url, sites, console)
         if self.options.keep_running:
             await self._until_stopped()
         return 0
@@ -146,7 +147,7 @@ class Demo:
                 + "; ".join(map(str, mismatches))
             )
 
-    def _describe(self, portal_url: str, sites: list[Site]) -> None:
+    def _describe(self, portal_url: str, sites: list[Site], console: DemoConsole) -> None:
         vhost = (
             f"scratch virtual host {self.vhost.name} (deleted at the end)"
             if self.vhost.scratch
@@ -161,6 +162,8 @@ class Demo:
                 f"  {'':<14}  ← connector {site.connector.name}"
                 f" (connectors/examples/{site.sample.example}.toml)"
             )
+        self.say(f"  console       {console.url}  (while the demo runs; log in as"
+                 f" {_logins(console)})")  # fmt: skip
         self.say(f"  work dir      {self.workdir} ({kept})")
 
     def _start(
@@ -222,7 +225,7 @@ class Demo:
         bar.finish(portal.synced)
         return True
 
-    async def _summary(self, sites: list[Site], portal: Portal, dead: int) -> None:
+    async def _summary(self, sites: list[Site], portal: Portal) -> None:
         await portal.look()  # one last look, so that the numbers are the latest
         stats = await portal.stats()
         self.say(f"\nSummary ({time.monotonic() - self.started:.1f} s)")
@@ -241,9 +244,10 @@ class Demo:
         self.say("  events: published by each connector. lag: from writing a dossier's last change")
         self.say("  into its local system to the portal applying it (nearest rank, all dossiers).")
         items = stats["items"]
+        dead = sum(_dead_lettered(site.unit) for site in sites)
         self.say(
             f"  portal simulator: {stats['calls']['total']} calls, {items['applied']} items"
-            f" applied, {items['rejected']} refused. {DEAD_LETTER_QUEUE}: {dead} messages."
+            f" applied, {items['rejected']} refused. Dead letters, in the console: {dead}."
         )
 
     def _report_missing(self, sites: list[Site], portal: Portal) -> None:
@@ -262,7 +266,7 @@ class Demo:
             "  (--timeout SECONDS gives it longer; BUS_LOG_LEVEL=info shows what each part does)"
         )
 
-    def _where_to_look(self, portal_url: str, sites: list[Site]) -> None:
+    def _where_to_look(self, portal_url: str, sites: list[Site], console: DemoConsole) -> None:
         live = self.options.keep_running
         keep = "" if live else " (all of it stays up with: make demo DEMO_ARGS=--keep-running)"
         self.say(f"\nWhere to look next{keep}")
@@ -271,13 +275,18 @@ class Demo:
         user = unquote(urlsplit(self.broker.amqp_url).username or "guest")
         vhost = quote(self.vhost.name, safe="")
         self.say(f"  RabbitMQ          {public_url(self.broker.management_url)}/#/queues/{vhost}"
-                 f"  (log in as {user}; dead letters wait in {DEAD_LETTER_QUEUE})")  # fmt: skip
+                 f"  (log in as {user})")  # fmt: skip
         if not live:  # the configs go with the work directory
             self.say("  refused records   bus connector rejects CONFIG  (the demo's CONFIGs are in"
                      " its work directory)")  # fmt: skip
             return
         for site in sites:
             self.say(f"  refused records   bus connector rejects {site.config_file}")
+        self.say(f"  operator console  {console.url}  (log in as {_logins(console)})")
+        self.say(f"  metrics           {console.metrics_url}")
+        where = f"BUS_AMQP_URL='{_shown(self.vhost.amqp_url)}' BUS_OPS_URL='{console.ops_url}'"
+        self.say(f"  queues and units  {where} bus status")
+        self.say(f"  dead letters      {where} bus dlq list")
         self.say(f"  work directory    {self.workdir}")
 
     async def _until_stopped(self) -> None:
@@ -323,6 +332,19 @@ def _dead_lettered(unit: str) -> int:
     """Messages of `unit` the sync service (in this process) dead-lettered."""
     labels = {"queue": SYNC_QUEUE, "unit": unit, "outcome": "dead_lettered"}
     return int(REGISTRY.get_sample_value("bus_messages_total", labels) or 0)
+
+
+def _logins(console: DemoConsole) -> str:
+    return ", or ".join(f"{x.name} / {x.password} ({x.units})" for x in console.logins)
+
+
+def _shown(amqp_url: str) -> str:
+    """The URL to paste, but a password other than RabbitMQ's default is not printed."""
+    parts = urlsplit(amqp_url)
+    if parts.password in (None, "guest"):
+        return amqp_url
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:PASSWORD@{parts.netloc.rpartition('@')[2]}").geturl()
 
 
 def _percentile(values: list[float], share: float) -> str:

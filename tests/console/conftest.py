@@ -19,7 +19,9 @@ CHROMIUM: Final = Path("/usr/bin/chromium")
 ARTIFACTS: Final = Path(__file__).resolve().parents[2] / "artifacts" / "console"
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API runs, its event loop counts as
+# running in this thread, and every later test's asyncio.run() would refuse to start.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         message = f"the console's browser tests need Debian's chromium package ({CHROMIUM})"
