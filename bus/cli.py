@@ -14,7 +14,8 @@ import click
 from bus.commands.connector import connector
 from bus.commands.console import console
 from bus.commands.demo import demo
-from bus.commands.ops import dlq, history_replay, status
+from bus.commands.dlq import dlq
+from bus.commands.ops import history_replay, status
 from bus.commands.portal_sim import portal_sim
 from bus.commands.schema import schema
 from bus.commands.sync import reconcile, sync
