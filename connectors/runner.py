@@ -257,10 +257,12 @@ class Connector:
 
     async def _heartbeats(self, publisher: Publisher, connection: Connection) -> None:
         while True:
-            if connection.is_open:
-                # A lost heartbeat is only a missed beat; the next one says the same.
-                with contextlib.suppress(Exception):
-                    await (await publisher.send(heartbeat(self.health())))
+            # The first beat as soon as the broker can take it, and the first after an outage
+            # too: operators see a connector that came (back) up without waiting an interval.
+            await connection.wait_open()
+            # A lost heartbeat is only a missed beat; the next one says the same.
+            with contextlib.suppress(Exception):
+                await (await publisher.send(heartbeat(self.health())))
             await asyncio.sleep(self.config.connector.heartbeat_interval)
 
     def health(self) -> Health:
