@@ -4,8 +4,8 @@
 - the sync service as `bus sync run` in a process of its own (its /metrics on a free port),
   with retries short and few, so that a portal outage dead-letters within a second;
 - the portal simulator in this process (`InProcessServer`);
-- signed events for three units (H29, G01, H30), published by the bus's own publisher, each
-  unit with its own connector key;
+- signed events for the demo's three units (H29, G01, H31), published by the bus's own
+  publisher, each unit with its own connector key;
 - the console itself (`Console(...).app()`) served by uvicorn in a thread, scraping the sync
   service's /metrics and collecting the dead-letter queue into an ops store of its own.
 """
@@ -43,7 +43,7 @@ from bus.topology import topology
 from connectors.sample import lifecycles
 from schemas import Event
 
-UNITS: Final = ("H29", "G01", "H30")
+UNITS: Final = ("H29", "G01", "H31")  # the demo's units
 START: Final = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
 PASSWORD: Final = "correct horse battery staple"
 NATIONAL: Final = "national"
