@@ -2,8 +2,10 @@
 
 The console reads the services as Prometheus would, from their /metrics text: per unit, the
 messages the sync consumer finished with (`bus_messages_total{queue="portal.sync"}`), the
-dossier updates the portal accepted and refused (`bus_sync_updates_total`), and the buckets
-of the lag histogram (`bus_sync_lag_seconds`). Everything is a cumulative count; `flow.py`
+dossier updates the portal accepted (`bus_sync_updates_total`), the records connectors refused
+at the source (`bus_connector_records_total`: into their reject stores), and the buckets of
+the lag histogram (`bus_sync_lag_seconds`). What the portal refuses is dead-lettered, and
+counted there. Everything is a cumulative count; `flow.py`
 turns the difference between two scrapes into rates.
 """
 
@@ -20,7 +22,7 @@ from bus.topology import SYNC_QUEUE
 # What the console charts, per unit, and the counter sample each comes from.
 RECEIVED: Final = "received"  # every delivery of portal.sync the consumer finished with
 SYNCED: Final = "synced"  # applied on the portal
-REJECTED: Final = "rejected"  # refused by the portal
+REJECTED: Final = "rejected"  # refused by a connector: not the contract, never published
 DEAD_LETTERED: Final = "dead_lettered"
 MEASURES: Final = (RECEIVED, SYNCED, REJECTED, DEAD_LETTERED)
 
@@ -51,10 +53,10 @@ def parse(text: str) -> Totals:
                 if labels.get("outcome") == "dead_lettered":
                     totals.add(unit, DEAD_LETTERED, sample.value)
             elif sample.name == "bus_sync_updates_total":
-                outcome = labels.get("outcome")
-                if outcome == "applied":
+                if labels.get("outcome") == "applied":
                     totals.add(unit, SYNCED, sample.value)
-                elif outcome == "rejected":
+            elif sample.name == "bus_connector_records_total":
+                if labels.get("outcome") == "rejected":
                     totals.add(unit, REJECTED, sample.value)
             elif sample.name == "bus_sync_lag_seconds_bucket":
                 bound = float(labels["le"])

@@ -34,6 +34,17 @@ def test_a_scrape_reads_each_units_totals_and_lag_buckets() -> None:
     assert totals.buckets == {"H29": {1.0: 3, math.inf: 12}}
 
 
+def test_the_records_a_connector_refused_are_its_units_rejected_ones() -> None:
+    text = (
+        "# TYPE bus_connector_records_total counter\n"
+        'bus_connector_records_total{unit="G01",connector="g01-dvc",outcome="stored"} 40\n'
+        'bus_connector_records_total{unit="G01",connector="g01-dvc",outcome="rejected"} 3\n'
+        "# TYPE bus_sync_updates_total counter\n"
+        'bus_sync_updates_total{unit="G01",outcome="rejected"} 1\n'
+    )
+    assert parse(text).counts == {("G01", "rejected"): 3}
+
+
 def test_rates_are_the_increase_between_two_scrapes_per_second() -> None:
     flow = Flow(["a"])
     flow.record({"a": parse(metrics(100, 0, {"+Inf": 0}))}, at=0)
