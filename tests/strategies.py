@@ -14,6 +14,7 @@ Test modules import these by name, so the names are stable:
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -357,3 +358,52 @@ def _events(draw: st.DrawFn, types: st.SearchStrategy[str]) -> Event:
         }
     )
     return cast(Event, event)
+
+
+# ---- bodies the bus must refuse --------------------------------------------------------------
+
+_REQUIRED = ("event_id", "occurred_at", "source", "dossier_code", "seq", "payload")
+
+
+def refused_bodies(valid: dict[str, Any], limit: int) -> st.SearchStrategy[tuple[bytes, str]]:
+    """Bodies spoiled from the JSON of one `valid` event, each with the dead-letter reason it
+    must get (`x-bus-reason`; "" for garbage, which any refusal of a body fits): garbage,
+    not UTF-8, cut short, a required field missing, a value of the wrong kind or out of its
+    code list, an agency of another unit, an event type nobody knows, over the body `limit`.
+    Reasons come from the body alone: a signature is the test's business."""
+    text = json.dumps(valid, ensure_ascii=False)
+    body = text.encode()
+
+    def without(key: str) -> tuple[bytes, str]:
+        data = json.loads(text)
+        del data[key]
+        return json.dumps(data).encode(), "contract"
+
+    def with_value(path: tuple[str, ...], value: object) -> tuple[bytes, str]:
+        data = json.loads(text)
+        inner = data
+        for key in path[:-1]:
+            inner = inner[key]
+        inner[path[-1]] = value
+        return json.dumps(data, ensure_ascii=False).encode(), "contract"
+
+    other_units = units().filter(lambda unit: unit != valid["source"]["agency"][-3:])
+    known = set(EVENT_TYPES)
+    return st.one_of(
+        # Arbitrary bytes: refused, for whichever reason the body gives ("").
+        st.binary(max_size=200).map(lambda raw: (b"{" + raw, "")),
+        st.integers(0, len(body) - 1).map(lambda at: (body[:at], "not_json")),
+        st.integers(1, len(body) - 1).map(lambda at: (body[:at] + b"\xff" + body[at:], "not_utf8")),
+        st.sampled_from(_REQUIRED).map(without),
+        st.one_of(st.integers(-(2**31), -1), st.text(max_size=5).map("v{}".format)).map(
+            lambda seq: with_value(("seq",), seq)
+        ),
+        st.integers(-(2**31), 2**31)
+        .filter(lambda code: not 1 <= code <= 10)
+        .map(lambda code: with_value(("payload", "dossier", "status"), code)),
+        other_units.flatmap(agency_codes).map(lambda code: with_value(("source", "agency"), code)),
+        st.text(max_size=30)
+        .filter(lambda name: name not in known)
+        .map(lambda name: (with_value(("event_type",), name)[0], "unknown_type")),
+        st.integers(1, 3 * limit).map(lambda more: (body + b" " * (limit + more), "too_large")),
+    )

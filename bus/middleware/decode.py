@@ -1,4 +1,5 @@
-"""Refuse bodies that are too large, then turn the rest into validated contract events."""
+"""Refuse bodies that are too large, then turn the rest into validated contract events
+routed under their own unit."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ class Decode(Middleware):
             message.event = decode_event(message.body)
         except ContractError as error:
             raise _classified(message.body, error) from None
+        # The broker lets a connector publish only under its own unit's routing keys: a
+        # body naming another unit's dossier must not ride in under them.
+        if message.event.unit != message.unit:
+            raise InvalidMessage(
+                f"event of unit {message.event.unit} published under routing key "
+                f"{message.original_routing_key!r}",
+                reason="contract",
+            )
         await call_next(message)
 
 
