@@ -19,6 +19,7 @@ BENCHMARKS = {
     "consume": "bench.consume",
     "sync": "bench.sync",
     "connector": "bench.connector",
+    "chaos": "bench.chaos",
 }
 
 

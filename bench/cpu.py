@@ -82,3 +82,15 @@ class CpuMeter:
 
 def _seconds(pid: int | None) -> float | None:
     return None if pid is None else cpu_seconds(pid)
+
+
+def rss_bytes(pid: int) -> int | None:
+    """A process's resident set size now; None if it cannot be read (gone, not Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024  # the kernel counts in kB
+    return None

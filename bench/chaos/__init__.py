@@ -1,0 +1,166 @@
+"""The fault campaign: the whole pipeline under faults, then proof that nothing was lost.
+
+Two sample local systems (G01 as an SQL table, H31 as file drops) write `--events` changes;
+their connectors (`bus connector run`), the sync service (`bus sync run`) and the portal
+simulator (`bus portal-sim`) run as child processes; RabbitMQ is the local node, in a scratch
+virtual host. While the events flow, two lanes of faults run side by side, each fault of
+`--faults` `--rounds` times, in an order drawn from `--seed`:
+
+  broker lane: broker_restart (stop_app, start_app), connections_closed (every connection of
+               the vhost, by force), disk_alarm (publishers blocked for a while), kill_sync and
+               kill_connector (SIGKILL at a random moment, then restarted);
+  portal lane: portal_5xx, portal_429 (with Retry-After), portal_stall (beyond the client's
+               timeout), session_expiry, portal_reset (connections cut mid-answer).
+
+Then the pipeline settles (sources done, outboxes empty, portal.sync and its retry queues
+empty, every dossier's final state on the portal) and `bench.checker` compares each dossier's
+state and history on the portal with the sources' truth. The broker is restored whatever
+happens. `--minutes M` is a soak instead: the capacity measured first, then a steady load of
+half of it for M minutes, faults spread over them, each process's RSS at start and end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from argparse import ArgumentParser, Namespace
+from contextlib import ExitStack
+from pathlib import Path
+from tempfile import TemporaryDirectory, mkdtemp
+from typing import Any, Final
+
+from bench.broker import amqp_url, scratch_vhost
+from bench.chaos.pipeline import Pipeline
+from bench.chaos.schedule import FAULTS, lanes
+from bench.checker import check
+from bench.cpu import broker_pid, rss_bytes
+from bench.faults import BrokerFaults
+
+DEFAULT_ROUNDS_PER: Final = 5000  # events per round of faults by default: 50,000 → 10 rounds
+SETTLE_TIMEOUT: Final = 300.0
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=5000, help="changes the sources write")
+    parser.add_argument(
+        "--faults", default=",".join(FAULTS), help=f"comma list of: {', '.join(FAULTS)}"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="times each fault is injected (default: "
+        f"events / {DEFAULT_ROUNDS_PER}, at least 2)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=1, help="makes the schedule repeatable")
+    parser.add_argument("--minutes", type=float, default=None, help="soak for this long")
+    parser.add_argument("--settle-timeout", type=float, default=SETTLE_TIMEOUT)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+
+
+def run(options: Namespace) -> dict[str, Any]:
+    faults = [name.strip() for name in options.faults.split(",") if name.strip()]
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown:
+        raise SystemExit(f"unknown faults: {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    rounds = options.rounds or max(2, options.events // DEFAULT_ROUNDS_PER)
+    with ExitStack() as stack:
+        folder = _work_directory(stack, options.keep)
+        url = amqp_url()
+        broker = BrokerFaults(_management_url(url), url)
+        broker.restore()  # a campaign killed earlier may have left the app stopped
+        try:
+            vhost = stack.enter_context(scratch_vhost(url))
+            broker = BrokerFaults(_management_url(url), vhost)
+            return asyncio.run(_campaign(options, faults, rounds, folder, vhost, broker))
+        finally:
+            broker.restore()
+
+
+async def _campaign(
+    options: Namespace, faults: list[str], rounds: int, folder: Path, vhost: str,
+    broker: BrokerFaults,
+) -> dict[str, Any]:  # fmt: skip
+    started = time.monotonic()
+    rng = random.Random(options.seed)
+    async with Pipeline.running(folder, vhost, broker, options.events, options.seed) as pipeline:
+        rss_start = _rss(pipeline)
+        if options.minutes is None:
+            schedule = lanes(faults, rounds, rng)
+            flow = max(schedule.length, options.events / pipeline.max_rate)
+            rate, capacity = options.events / flow, None
+        else:
+            capacity = await pipeline.measure_capacity()
+            rate, flow = capacity / 2, options.minutes * 60
+            schedule = lanes(faults, rounds, rng, span=flow)
+        await pipeline.flow(schedule, rate, rng)
+        settle = await pipeline.settle(options.settle_timeout)
+        rss_end = _rss(pipeline)
+        verdict = check(pipeline.truth(), await pipeline.held(), await pipeline.dead_letters())
+        pipeline_events, pipeline_restarts = pipeline.written, dict(pipeline.restarts)
+    result: dict[str, Any] = {
+        "benchmark": "chaos",
+        "events": pipeline_events,
+        "faults": schedule.done,
+        **verdict.counts(),
+        "reapplied_identical": verdict.reapplied_identical,
+        "examples": verdict.examples,
+        "settled": settle,
+        "restarted_unasked": pipeline_restarts,
+        "schedule": {"seed": options.seed, "rounds": rounds, "lanes": schedule.summary()},
+        "rate_eps": round(rate, 1),
+        "duration_s": round(time.monotonic() - started, 1),
+        "cores": os.cpu_count(),
+    }
+    if options.minutes is not None:
+        result["soak"] = {"minutes": options.minutes, "capacity_eps": round(capacity or 0, 1),
+                          "rss_mb": _rss_report(rss_start, rss_end)}  # fmt: skip
+    return result
+
+
+def _rss(pipeline: Pipeline) -> dict[str, tuple[int | None, int | None]]:
+    """Each process's (pid, RSS bytes) now."""
+    pids = {**pipeline.pids(), "broker": broker_pid(amqp_url()), "campaign": os.getpid()}
+    return {name: (pid, None if pid is None else rss_bytes(pid)) for name, pid in pids.items()}
+
+
+def _rss_report(
+    start: dict[str, tuple[int | None, int | None]], end: dict[str, tuple[int | None, int | None]]
+) -> dict[str, dict[str, Any]]:
+    def mb(value: int | None) -> float | None:
+        return None if value is None else round(value / 2**20, 1)
+
+    return {
+        name: {
+            "start": mb(start[name][1]),
+            "end": mb(end.get(name, (None, None))[1]),
+            # A process killed by a fault and restarted is a new one: its RSS starts again.
+            "same_process": start[name][0] == end.get(name, (None, None))[0],
+        }
+        for name in start
+    }
+
+
+def _management_url(url: str) -> str:
+    from bus.management import management_url_for
+
+    return os.environ.get("BUS_MANAGEMENT_URL") or management_url_for(url)
+
+
+def _work_directory(stack: ExitStack, keep: bool) -> Path:
+    if keep:
+        return Path(mkdtemp(prefix="bench-chaos-"))
+    return Path(stack.enter_context(TemporaryDirectory(prefix="bench-chaos-")))
+
+
+def describe(result: dict[str, Any]) -> str:
+    counts = ", ".join(
+        f"{name} {result[name]}"
+        for name in ("lost", "duplicate_applied", "stale_applied", "unexpected",
+                     "dead_lettered_valid")
+    )  # fmt: skip
+    faults = ", ".join(f"{name}×{count}" for name, count in result["faults"].items())
+    return (
+        f"chaos: {result['events']:,} events at {result['rate_eps']}/s under {faults}: {counts} "
+        f"({result['reapplied_identical']} identical re-applies); settled: {result['settled']}; "
+        f"{result['duration_s']} s on {result['cores']} cores"
+    )
