@@ -216,7 +216,8 @@ def _text(path: Path, encoding: str) -> str:
 
 
 def _csv(path: Path, encoding: str) -> _Parsed:
-    rows = csv.reader(io.StringIO(_text(path, encoding), newline=""))
+    # Strict: else a quote left open swallows the rest of the file into one cell, silently.
+    rows = csv.reader(io.StringIO(_text(path, encoding), newline=""), strict=True)
     try:
         header = next(rows, None)
         if not header or not any(header):
@@ -270,7 +271,10 @@ def _xml(path: Path, encoding: str) -> _Parsed:
         root = parser.close()
     except ET.ParseError as error:
         raise _Unreadable(f"not well-formed XML ({error})") from None
-    records = [_fields(element, f"record {number}") for number, element in enumerate(root, 1)]
+    try:
+        records = [_fields(element, f"record {number}") for number, element in enumerate(root, 1)]
+    except RecursionError:  # raised out of fetch, it would hold up every file after this one
+        raise _Unreadable("elements nested too deeply to be a record's fields") from None
     return _Parsed(records, [f"{path.name}:record {n}" for n in range(1, len(records) + 1)])
 
 

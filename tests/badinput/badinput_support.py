@@ -21,6 +21,7 @@ import base64
 import contextlib
 import json
 import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -197,9 +198,10 @@ def connector_key_id(name: str) -> str:
     return f"{name}-badinput"
 
 
-def connector_config(kind: str, folder: Path, **source: Any) -> tuple[Path, ConnectorConfig]:
+def connector_config(kind: str, folder: Path, /, **source: Any) -> tuple[Path, ConnectorConfig]:
     """The example config of `kind` written into `folder` with its state there (for `bus
-    connector rejects`), and loaded with `source` values changed (for the connector)."""
+    connector rejects`), and loaded with `source` values changed (for the connector); the
+    arguments are positional only, `folder` being a source setting too (file_drop's)."""
     text = (EXAMPLES / f"{kind}.toml").read_text(encoding="utf-8")
     state = json.dumps(str(folder / "state"))
     text = re.sub(r'(?m)^state_dir = ".*"$', f"state_dir = {state}", text)
@@ -210,13 +212,20 @@ def connector_config(kind: str, folder: Path, **source: Any) -> tuple[Path, Conn
     return path, config.model_copy(update={"source": {**config.source, **source}})
 
 
-def connector_settings(amqp_url: str, name: str) -> Settings:
+def connector_settings(amqp_url: str, name: str, metrics_port: int | None = None) -> Settings:
     return Settings(
         amqp_url=amqp_url,
         signing_key_id=connector_key_id(name),
         signing_key=base64.b64encode(CONNECTOR_SECRET).decode(),
         reconnect_max_delay=0.5,
+        metrics_port=metrics_port,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -242,9 +251,12 @@ class Through:
 
 
 @contextlib.asynccontextmanager
-async def through(vhost: str, tmp_path: Path, kind: str, **source: Any) -> AsyncIterator[Through]:
+async def through(
+    vhost: str, tmp_path: Path, kind: str, /, *, metrics_port: int | None = None, **source: Any
+) -> AsyncIterator[Through]:
     """Simulator, topology and sync service, and the connector of `kind` running in the
-    background, for the block. The connector is stopped (its outbox closed) at the end."""
+    background, for the block (its /readyz on `metrics_port`, if given). The connector is
+    stopped (its outbox closed) at the end."""
     path, config = connector_config(kind, tmp_path, **source)
     name = config.connector.name
     keys = tmp_path / "keys.json"
@@ -253,7 +265,7 @@ async def through(vhost: str, tmp_path: Path, kind: str, **source: Any) -> Async
     with portal_sim(tmp_path) as portal:
         settings = sync_settings(vhost, portal.url, tmp_path, verify_keys_file=keys)
         async with bus_in(settings), sync_service(settings):
-            connector = Connector(config, connector_settings(vhost, name))
+            connector = Connector(config, connector_settings(vhost, name, metrics_port))
             task = asyncio.create_task(connector.run(), name="connector")
             try:
                 yield Through(path, connector, portal, settings)
