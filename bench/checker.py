@@ -11,8 +11,10 @@ only added a processing step changes the steps, not the item). Walking the rows,
 *position* is the version last applied; a row is, precisely:
 
 - a re-apply when it matches the position's version: the same snapshot sent again after a lost
-  answer or a crash before the ack. The portal's upsert is idempotent (`changed` is false), so
-  nothing is visible; counted apart as `reapplied_identical`, not as a failure;
+  answer or a crash before the ack, or a later version whose item is the same (it changed
+  only the processing steps, sent as their own calls). The portal's upsert is idempotent
+  (`changed` is false), so nothing is visible; counted apart as `reapplied_identical`, not as
+  a failure;
 - progress when it matches a later version: the position moves to the earliest such;
 - `duplicate_applied` when it matches only earlier versions and one of them was applied before:
   the portal went back to a snapshot it had already held, visibly, as an update;

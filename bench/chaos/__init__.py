@@ -106,7 +106,7 @@ async def _campaign(
         "examples": verdict.examples,
         "settled": settle,
         "restarted_unasked": pipeline_restarts,
-        "schedule": {"seed": options.seed, "rounds": rounds, "lanes": schedule.summary()},
+        "schedule": {"seed": options.seed, "rounds": rounds, **schedule.summary()},
         "rate_eps": round(rate, 1),
         "duration_s": round(time.monotonic() - started, 1),
         "cores": os.cpu_count(),

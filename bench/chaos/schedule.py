@@ -40,12 +40,11 @@ class Schedule:
     length: float  # seconds until the last slot ends
     done: Counter[str] = field(default_factory=Counter)
 
-    def summary(self) -> list[dict[str, object]]:
-        return [
-            {"faults": len(lane), "slot_s": round(lane[1].at - lane[0].at if len(lane) > 1 else 0),
-             "order": [planned.name for planned in lane]}
-            for lane in self.lanes
-        ]  # fmt: skip
+    def summary(self) -> dict[str, object]:
+        return {
+            "length_s": round(self.length, 1),
+            "lanes": [[planned.name for planned in lane] for lane in self.lanes],
+        }
 
 
 def lanes(
