@@ -62,7 +62,8 @@ def labelled(metric: Metric, *values: str) -> Metric:
 CONNECTOR_RECORDS = Counter(
     "bus_connector_records_total",
     "Records a connector read from its local system, by unit, connector and outcome (stored:"
-    " its event went to the outbox; skipped: that version was sent already; rejected).",
+    " its event went to the outbox; skipped: that version was sent or refused already;"
+    " rejected).",
     ["unit", "connector", "outcome"],
 )
 CONNECTOR_PUBLISHED = Counter(

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, ref TEXT NOT NULL,
     dossier_code TEXT NOT NULL, reason TEXT NOT NULL, record TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS rejects_by_dossier ON rejects (dossier_code);
 """
 _CHUNK: Final = 500
 
@@ -116,9 +117,14 @@ class Outbox:
         rejects: Sequence[Reject],
         cursor: str | None,
         source: str = "",
-    ) -> None:
+    ) -> list[Reject]:
         """Store the events (each with the dossier's status), the rejects and the new cursor,
-        all or nothing. Pending ids are assigned here; the ones given are ignored."""
+        all or nothing; the rejects that were new. Pending ids are assigned here; the ones
+        given are ignored.
+
+        A record refused before, for the same reason and as it was then, is not stored again:
+        sources read a record more than once (an inclusive cursor repeats a page's last
+        record), and one that stays refused would otherwise add a reject at every poll."""
         now = time.time()
         with self._transaction() as db:
             db.executemany(
@@ -134,10 +140,11 @@ class Outbox:
                 " SET seq = excluded.seq, status = excluded.status WHERE excluded.seq > seq",
                 [(p.dossier_code, p.seq, status) for p, status in events],
             )
+            stored = [r for r in rejects if not self._refused_before(db, r)]
             db.executemany(
                 "INSERT INTO rejects (at, ref, dossier_code, reason, record)"
                 " VALUES (?, ?, ?, ?, ?)",
-                [(now, r.ref, r.dossier_code, r.reason, orjson.dumps(r.record)) for r in rejects],
+                [(now, r.ref, r.dossier_code, r.reason, orjson.dumps(r.record)) for r in stored],
             )
             if cursor is not None:
                 db.execute(
@@ -145,6 +152,17 @@ class Outbox:
                     " DO UPDATE SET value = excluded.value",
                     (source, cursor),
                 )
+        return stored
+
+    @staticmethod
+    def _refused_before(db: sqlite3.Connection, reject: Reject) -> bool:
+        if not reject.dossier_code:  # a whole page or file: each refusal is news
+            return False
+        row = db.execute(
+            "SELECT 1 FROM rejects WHERE dossier_code = ? AND reason = ? AND record = ? LIMIT 1",
+            (reject.dossier_code, reject.reason, orjson.dumps(reject.record)),
+        ).fetchone()
+        return row is not None
 
     def pending(self, limit: int, after: int = 0) -> list[Pending]:
         """The oldest rows not yet confirmed, after row `after`."""

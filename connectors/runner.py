@@ -123,7 +123,7 @@ class Connector:
             status = int(event.payload.dossier.status)
             events.append((_pending(event), status))
             sent[code] = Sent(seq, status)
-        self.outbox.commit(events, rejects, cursor)
+        rejects = self.outbox.commit(events, rejects, cursor)  # the ones it had not refused
         self.read += len(records)
         self.committed += len(events)
         self.rejected += len(rejects)

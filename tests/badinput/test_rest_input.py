@@ -97,11 +97,6 @@ def test_bad_records_are_rejected_with_their_reasons_and_every_good_record_of_ev
             assert by_code[code]["record"][personal] != row[personal], personal
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a refused record read again (the inclusive cursor repeats a page's last"
-    " record) is refused again, a new reject at every poll while it stays last",
-)
 def test_a_bad_record_read_again_at_the_head_of_the_next_page_is_rejected_only_once(
     vhost: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,26 @@ def test_events_rejects_and_cursor_are_committed_together(tmp_path: Path) -> Non
     assert [r.reason for r in outbox.rejects()] == ["trang_thai: no national code"]
 
 
+def test_a_record_refused_again_as_it_was_for_the_same_reason_is_not_stored_twice(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path)
+    refused = Reject("page 1#4", "H29.1", "trang_thai: no national code", {"trang_thai": "X"})
+    assert outbox.commit([], [refused], None) == [refused]
+    again = Reject("page 2#1", "H29.1", "trang_thai: no national code", {"trang_thai": "X"})
+    changed = Reject("page 3#1", "H29.1", "trang_thai: no national code", {"trang_thai": "Y"})
+    assert outbox.commit([], [again, changed], None) == [changed]
+    assert [r.ref for r in outbox.rejects()] == ["page 3#1", "page 1#4"]
+
+
+def test_a_page_or_file_refused_whole_is_stored_each_time(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path)
+    page = Reject("page 7", "", "not JSON", {})
+    outbox.commit([], [page], None)
+    outbox.commit([], [page], None)
+    assert outbox.reject_count() == 2
+
+
 def test_a_failed_commit_leaves_neither_events_nor_cursor(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path)
     outbox.commit([(_event("H29.1", 1), 1)], [], "c1")
