@@ -82,6 +82,7 @@ async def run_sync(settings: Settings, *, until_idle: float | None = None) -> No
             linger=settings.sync_linger,
             concurrency=settings.sync_concurrency,
         )
+        await service.resume()
         connection = Connection(
             settings.amqp_url.get_secret_value(),
             name="bus-sync",

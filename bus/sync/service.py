@@ -8,7 +8,8 @@ For each event, in order:
    newest one alone makes the portal right. A batch that failed may still have reached the
    portal (a call that timed out, a progress call failing after the dossier call): until
    its events come back from their retries and are applied, their dossiers take no older
-   event either. (This process remembers that; a restart forgets it.)
+   event either. The state store keeps these doubts before the events go to their retries,
+   so a service killed and started again keeps them too (`resume`).
 2. One dossier, one update at a time. While an update of a dossier is on its way to the
    portal, the next waits for it; an update still waiting for its batch is replaced by a
    newer one of the same dossier (superseded: acked, never sent).
@@ -134,6 +135,11 @@ class SyncService:
         self._batcher.add(str(event.source.agency), update)
         message.outcome = await update.done
 
+    async def resume(self) -> None:
+        """Take back the doubts an earlier run of the service left in the store."""
+        for code, seq in (await self._store.doubts()).items():
+            self._in_doubt[code] = max(seq, self._in_doubt.get(code, seq))
+
     async def close(self) -> None:
         await self._batcher.close()
 
@@ -161,9 +167,14 @@ class SyncService:
         try:
             await self._apply(agency, updates)
         except Exception:
-            for update in updates:
-                if not update.done.done():
-                    self._doubt(update)
+            doubted = [update for update in updates if not update.done.done()]
+            for update in doubted:
+                self._doubt(update)
+            # Kept before the events go to their retries: a restart must not forget them.
+            await self._store.doubt(
+                {str(u.event.dossier_code): self._in_doubt[str(u.event.dossier_code)]
+                 for u in doubted}
+            )  # fmt: skip
             raise
         finally:
             for update in updates:

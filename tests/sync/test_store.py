@@ -240,6 +240,26 @@ def test_the_state_outlives_the_store_closing_and_opening_again(store_url: str) 
     assert asyncio.run(scenario())[code(1)].seq == 12
 
 
+def test_a_doubt_never_goes_down_and_outlives_the_store_closing(store_url: str) -> None:
+    async def scenario() -> dict[str, int]:
+        async with open_store(store_url) as store:
+            await store.doubt({code(1): 7, code(2): 3})
+            await store.doubt({code(1): 5})
+        async with open_store(store_url) as store:
+            return await store.doubts()
+
+    assert asyncio.run(scenario()) == {code(1): 7, code(2): 3}
+
+
+def test_applying_a_seq_settles_the_doubt_up_to_it_and_no_further(store_url: str) -> None:
+    async def scenario(store: StateStore) -> dict[str, int]:
+        await store.doubt({code(1): 4, code(2): 9})
+        await store.record([a_row(1, seq=4), a_row(2, seq=8)])
+        return await store.doubts()
+
+    assert with_store(store_url, scenario) == {code(2): 9}
+
+
 def test_a_store_that_is_not_open_says_so(store_url: str) -> None:
     async def scenario() -> None:
         await open_store(store_url).get([code(1)])

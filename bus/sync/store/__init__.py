@@ -4,6 +4,12 @@ The sync service reads it to drop stale events (invariant 2) and to know what th
 already holds; `bus reconcile` reads it back, unit by unit, to compare with the portal and
 re-send what went missing, so each row keeps the message that was applied.
 
+A call that failed may still have reached the portal (it timed out, or its answer was cut
+off): until an event at least as new is applied, the dossiers it carried are "in doubt", and
+no older event of theirs may be sent, lest a late copy overwrite what the portal may hold.
+The store keeps those doubts too (`doubt`, `doubts`), so a sync service that is killed and
+started again still knows them; applying settles them (`record`).
+
 The guard is in SQL as well as in the service: the upsert replaces a row only with a higher
 `seq`, so two writers racing (two sync processes, a retried batch overtaken by a newer one)
 can never regress a dossier, whatever order their transactions commit in. An equal `seq` is
@@ -19,7 +25,7 @@ Two backends behind one interface, chosen by URL (`open_store`):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -85,7 +91,17 @@ class StateStore(ABC):
 
     @abstractmethod
     async def record(self, rows: Sequence[AppliedRow]) -> None:
-        """Write every row in one transaction; a row never replaces a higher seq."""
+        """Write every row in one transaction; a row never replaces a higher seq. A row
+        settles its dossier's doubt up to its seq."""
+
+    @abstractmethod
+    async def doubt(self, seqs: Mapping[str, int]) -> None:
+        """Remember that events up to these seqs may have reached the portal, per dossier;
+        a doubt never goes down."""
+
+    @abstractmethod
+    async def doubts(self) -> dict[str, int]:
+        """Every dossier still in doubt, with its seq: few, since applying settles them."""
 
     @abstractmethod
     async def _page(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -11,12 +11,22 @@ import psycopg
 
 from bus.errors import StoreUnavailable
 from bus.sync.store import Applied, AppliedRow, StateStore
-from bus.sync.store.sql import SCHEMA, UPSERT, from_columns, page_query, to_columns
+from bus.sync.store.sql import (
+    DOUBT,
+    SCHEMA,
+    SETTLE,
+    UPSERT,
+    from_columns,
+    page_query,
+    to_columns,
+)
 
 T = TypeVar("T")
 
 _PG_SCHEMA = SCHEMA.format(moment="TIMESTAMPTZ", blob="BYTEA", json="JSONB")
 _PG_UPSERT = UPSERT.format(marks=", ".join(["%s"] * 11 + ["%s::jsonb"]))
+_PG_DOUBT = DOUBT.format(mark="%s")
+_PG_SETTLE = SETTLE.format(mark="%s")
 
 _Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -90,16 +100,35 @@ class PostgresStore(StateStore):
 
     async def record(self, rows: Sequence[AppliedRow]) -> None:
         params = [to_columns(row, row.applied_at) for row in rows]
+        settled = [(row.dossier_code, row.seq) for row in rows]
 
         async def upsert(conn: _Connection) -> None:
             # One statement per row, pipelined: a multi-row INSERT ... ON CONFLICT refuses
             # a batch holding the same dossier twice.
             async with conn.transaction(), conn.cursor() as cursor:
                 await cursor.executemany(_PG_UPSERT, params)
+                await cursor.executemany(_PG_SETTLE, settled)
 
         if rows:
             async with self._lock:
                 await self._run(upsert)
+
+    async def doubt(self, seqs: Mapping[str, int]) -> None:
+        async def upsert(conn: _Connection) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(_PG_DOUBT, list(seqs.items()))
+
+        if seqs:
+            async with self._lock:
+                await self._run(upsert)
+
+    async def doubts(self) -> dict[str, int]:
+        async def select(conn: _Connection) -> dict[str, int]:
+            cursor = await conn.execute("SELECT dossier_code, seq FROM in_doubt")
+            return {str(code): int(seq) for code, seq in await cursor.fetchall()}
+
+        async with self._lock:
+            return await self._run(select)
 
     async def _page(
         self, unit: str, since: datetime | None, after: tuple[datetime, str] | None

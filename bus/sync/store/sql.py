@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS dossier_state (
 );
 CREATE INDEX IF NOT EXISTS dossier_state_unit_applied
     ON dossier_state (unit, applied_at, dossier_code);
+CREATE TABLE IF NOT EXISTS in_doubt (
+    dossier_code   TEXT PRIMARY KEY,
+    seq            BIGINT NOT NULL
+);
 """
 
 # Every column from the newer row, but only when it is newer: the guard, in SQL.
@@ -55,6 +59,15 @@ ON CONFLICT (dossier_code) DO UPDATE SET
     timestamp = excluded.timestamp, headers = excluded.headers
 WHERE excluded.seq > dossier_state.seq
 """
+
+# A dossier in doubt keeps the highest seq that may have reached the portal.
+DOUBT = """
+INSERT INTO in_doubt VALUES ({mark}, {mark})
+ON CONFLICT (dossier_code) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > in_doubt.seq
+"""
+
+# Applying a seq at least as high settles the doubt: the portal holds nothing newer from us.
+SETTLE = "DELETE FROM in_doubt WHERE dossier_code = {mark} AND seq <= {mark}"
 
 COLUMNS = (
     "dossier_code, unit, seq, progress_count, on_portal, applied_at,"

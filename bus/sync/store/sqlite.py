@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +13,15 @@ from typing import TypeVar
 
 from bus.errors import StoreUnavailable
 from bus.sync.store import Applied, AppliedRow, StateStore
-from bus.sync.store.sql import SCHEMA, UPSERT, from_columns, page_query, to_columns
+from bus.sync.store.sql import (
+    DOUBT,
+    SCHEMA,
+    SETTLE,
+    UPSERT,
+    from_columns,
+    page_query,
+    to_columns,
+)
 
 T = TypeVar("T")
 
@@ -22,6 +30,8 @@ _MICROSECOND = timedelta(microseconds=1)
 # Microseconds since the epoch, UTC, sort as time does; SQLite has no moment type.
 _SQLITE_SCHEMA = SCHEMA.format(moment="INTEGER", blob="BLOB", json="TEXT")
 _SQLITE_UPSERT = UPSERT.format(marks=", ".join("?" * 12))
+_SQLITE_DOUBT = DOUBT.format(mark="?")
+_SQLITE_SETTLE = SETTLE.format(mark="?")
 _SQLITE_MAX_PARAMS = 500  # codes per IN (...): far below SQLite's variable limit
 
 
@@ -121,22 +131,39 @@ class SqliteStore(StateStore):
     async def record(self, rows: Sequence[AppliedRow]) -> None:
         if not rows:
             return
-        db = self._loop_connection()
         params = [to_columns(row, _micros(row.applied_at)) for row in rows]
+        settled = [(row.dossier_code, row.seq) for row in rows]
+        self._write((_SQLITE_UPSERT, params), (_SQLITE_SETTLE, settled))
+        self._since_checkpoint += len(params)
+        if self._since_checkpoint >= self.checkpoint_every and self._checkpoint is None:
+            self._since_checkpoint = 0
+            self._checkpoint = asyncio.ensure_future(self._checkpoint_on_thread())
+
+    async def doubt(self, seqs: Mapping[str, int]) -> None:
+        if seqs:
+            self._write((_SQLITE_DOUBT, list(seqs.items())))
+
+    async def doubts(self) -> dict[str, int]:
+        try:
+            rows = self._loop_connection().execute("SELECT dossier_code, seq FROM in_doubt")
+            return {str(code): int(seq) for code, seq in rows}
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(f"state store: {error}") from error
+
+    def _write(self, *statements: tuple[str, Sequence[Sequence[object]]]) -> None:
+        """The statements, each with its rows of parameters, in one transaction."""
+        db = self._loop_connection()
         try:
             db.execute("BEGIN IMMEDIATE")  # take the write lock now, not half-way through
             try:
-                db.executemany(_SQLITE_UPSERT, params)
+                for sql, params in statements:
+                    db.executemany(sql, params)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
         except sqlite3.OperationalError as error:
             raise StoreUnavailable(f"state store: {error}") from error
-        self._since_checkpoint += len(params)
-        if self._since_checkpoint >= self.checkpoint_every and self._checkpoint is None:
-            self._since_checkpoint = 0
-            self._checkpoint = asyncio.ensure_future(self._checkpoint_on_thread())
 
     async def _checkpoint_on_thread(self) -> None:
         db = self._thread_connection()
