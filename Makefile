@@ -37,9 +37,10 @@ test: install services
 demo: install services
 	$(BIN)/bus demo $(DEMO_ARGS)
 
-# Every benchmark at its issue's size, one JSON line each (about 10 minutes on 2 cores).
+# Every benchmark at its issue's size (chaos at its CI size), one JSON line each (about 12
+# minutes on 2 cores).
 # One alone: make bench BENCHES=sync
-BENCHES ?= contract publish consume sync connector
+BENCHES ?= contract publish consume sync connector chaos
 bench: install services
 	@for name in $(BENCHES); do $(BIN)/python -m bench $$name --json || exit 1; done
 

@@ -105,6 +105,13 @@ class Management:
         found = self.call("GET", f"/api/queues/{quote(vhost, safe='')}")
         return list(found)
 
+    def peek(self, vhost: str, queue: str, count: int) -> list[dict[str, Any]]:
+        """Up to `count` messages of `queue`, requeued as they were (for reports: the
+        messages come back marked redelivered)."""
+        path = f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}/get"
+        body = {"count": count, "ackmode": "ack_requeue_true", "encoding": "auto"}
+        return list(self.call("POST", path, body))
+
     def close_connection(self, name: str) -> None:
         """Force-close a connection, as a broker restart or a network cut would."""
         with contextlib.suppress(ManagementError):  # already gone: just as good

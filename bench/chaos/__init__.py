@@ -82,20 +82,29 @@ async def _campaign(
 ) -> dict[str, Any]:  # fmt: skip
     started = time.monotonic()
     rng = random.Random(options.seed)
-    async with Pipeline.running(folder, vhost, broker, options.events, options.seed) as pipeline:
+    events, capacity = options.events, None
+    if options.minutes is not None:
+        # The sources must hold as many changes as the soak writes, at half the capacity
+        # measured on a pipeline of its own, so that the load lasts the whole soak.
+        probe_folder = folder / "capacity"
+        probe_folder.mkdir()
+        async with Pipeline.running(probe_folder, vhost, broker, 3000, options.seed) as probe:
+            capacity = await probe.measure_capacity()
+        events = round(capacity / 2 * options.minutes * 60)
+    async with Pipeline.running(folder, vhost, broker, events, options.seed) as pipeline:
         rss_start = _rss(pipeline)
-        if options.minutes is None:
+        if capacity is None:
             schedule = lanes(faults, rounds, rng)
-            flow = max(schedule.length, options.events / pipeline.max_rate)
-            rate, capacity = options.events / flow, None
+            flow = max(schedule.length, events / pipeline.max_rate)
         else:
-            capacity = await pipeline.measure_capacity()
-            rate, flow = capacity / 2, options.minutes * 60
+            flow = options.minutes * 60
             schedule = lanes(faults, rounds, rng, span=flow)
+        rate = events / flow
         await pipeline.flow(schedule, rate, rng)
         settle = await pipeline.settle(options.settle_timeout)
         rss_end = _rss(pipeline)
-        verdict = check(pipeline.truth(), await pipeline.held(), await pipeline.dead_letters())
+        dead, dead_reasons = await pipeline.dead_letters()
+        verdict = check(pipeline.truth(), await pipeline.held(), dead)
         pipeline_events, pipeline_restarts = pipeline.written, dict(pipeline.restarts)
     result: dict[str, Any] = {
         "benchmark": "chaos",
@@ -104,6 +113,7 @@ async def _campaign(
         **verdict.counts(),
         "reapplied_identical": verdict.reapplied_identical,
         "examples": verdict.examples,
+        "dead_letter_reasons": dead_reasons,
         "settled": settle,
         "restarted_unasked": pipeline_restarts,
         "schedule": {"seed": options.seed, "rounds": rounds, **schedule.summary()},

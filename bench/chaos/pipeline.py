@@ -25,6 +25,7 @@ import orjson
 from bench.chaos.schedule import Schedule, inject
 from bench.checker import Held, Version, key
 from bench.faults import BrokerFaults, PortalFaults, Service, wait_http
+from bus import headers
 from bus.broker import Connection
 from bus.declarations import apply_topology
 from bus.demo.sites import EXAMPLES, write_keys
@@ -41,7 +42,11 @@ from schemas.wire import to_dossier_item, to_progress_item
 START: Final = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
 TICK: Final = 0.2
 PORTAL_TIMEOUT: Final = 2.0  # the sync service's; a stall lasts longer
-RETRY_DELAYS: Final = (0.5, 2.0, 5.0)
+# The retry budget, like the faults, is production's compressed: there, four tiers hold a
+# message 1 s to 10 min, about 11 minutes in all; here about 50 s over MAX_ATTEMPTS, longer
+# than a few faults in a row, so that only an event that cannot succeed is dead-lettered.
+RETRY_DELAYS: Final = (0.5, 2.0, 5.0, 10.0)
+MAX_ATTEMPTS: Final = 8
 QUIET: Final = 6.0  # seconds all must stay settled: the management API's counts lag 5 s
 
 
@@ -89,7 +94,7 @@ class Pipeline:
         )
         await asyncio.to_thread(wait_http, f"{self.portal_url}/healthz", self.simulator)
         self.portal_faults = PortalFaults(self.portal_url)
-        settings = Settings(retry_delays=RETRY_DELAYS)
+        settings = Settings(retry_delays=RETRY_DELAYS, max_attempts=MAX_ATTEMPTS)
         connection = Connection(self.vhost, name="bench-chaos")
         await connection.start(timeout=30)
         await apply_topology(connection, topology(settings))
@@ -103,6 +108,7 @@ class Pipeline:
             "BUS_VERIFY_KEYS_FILE": str(self.folder / "keys.json"),
             "BUS_SYNC_RATE": "500", "BUS_PORTAL_TIMEOUT": str(PORTAL_TIMEOUT),
             "BUS_RETRY_DELAYS": orjson.dumps(RETRY_DELAYS).decode(),
+            "BUS_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
             "BUS_BREAKER_COOLDOWN": "1", "BUS_BREAKER_MAX_COOLDOWN": "5",
         })  # fmt: skip
         per_site = _dossiers_for(events // 2, seed)
@@ -305,13 +311,25 @@ class Pipeline:
                 held[code] = Held(record["item"], record["progress"], history)
         return held
 
-    async def dead_letters(self) -> int:
-        def count() -> int:
+    async def dead_letters(self) -> tuple[int, dict[str, list[str]]]:
+        """How many messages portal.sync.dlq holds, and for each reason, the first few
+        (dossier code, error), so that a count that should be zero says why it is not."""
+
+        def look() -> tuple[int, dict[str, list[str]]]:
             with Management(self.broker.management_url) as api:
                 queues = api.queues(vhost_of(self.vhost))
-            return sum(int(q.get("messages", 0)) for q in queues if q["name"] == DEAD_LETTER_QUEUE)
+                count = sum(int(q.get("messages", 0)) for q in queues
+                            if q["name"] == DEAD_LETTER_QUEUE)  # fmt: skip
+                messages = api.peek(vhost_of(self.vhost), DEAD_LETTER_QUEUE, 20) if count else []
+            reasons: dict[str, list[str]] = {}
+            for message in messages:
+                found = message.get("properties", {}).get("headers", {})
+                reason = str(found.get(headers.REASON, found.get("x-first-death-reason", "?")))
+                why = f"{found.get(headers.DOSSIER_CODE, '?')}: {found.get(headers.ERROR, '')}"
+                reasons.setdefault(reason, []).append(why[:200])
+            return count, reasons
 
-        return await asyncio.to_thread(count)
+        return await asyncio.to_thread(look)
 
 
 def _outbox_size(site: Site) -> int:
