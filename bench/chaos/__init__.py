@@ -40,6 +40,10 @@ from bench.faults import BrokerFaults
 
 DEFAULT_ROUNDS_PER: Final = 5000  # events per round of faults by default: 50,000 → 10 rounds
 SETTLE_TIMEOUT: Final = 300.0
+RSS_EVERY: Final = 30.0  # seconds between two readings of each process's RSS in a soak
+WARM_UP_SHARE: Final = 6  # the first sixth of a soak is its warm-up
+
+Reading = dict[str, tuple[int | None, int | None]]  # per process: (pid, RSS bytes)
 
 
 def add_arguments(parser: ArgumentParser) -> None:
@@ -100,7 +104,12 @@ async def _campaign(
             flow = options.minutes * 60
             schedule = lanes(faults, rounds, rng, span=flow)
         rate = events / flow
-        await pipeline.flow(schedule, rate, rng)
+        samples: list[Reading] = []
+        sampling = asyncio.create_task(_sample_rss(pipeline, samples))
+        try:
+            await pipeline.flow(schedule, rate, rng)
+        finally:
+            sampling.cancel()
         settle = await pipeline.settle(options.settle_timeout)
         rss_end = _rss(pipeline)
         dead, dead_reasons = await pipeline.dead_letters()
@@ -122,32 +131,55 @@ async def _campaign(
         "cores": os.cpu_count(),
     }
     if options.minutes is not None:
-        result["soak"] = {"minutes": options.minutes, "capacity_eps": round(capacity or 0, 1),
-                          "rss_mb": _rss_report(rss_start, rss_end)}  # fmt: skip
+        # Bounded caches (dedup ids, the guard's cache, SQLite's page caches) fill during the
+        # first part of a soak: growth is judged from the end of that warm-up on.
+        warm = samples[len(samples) // WARM_UP_SHARE] if samples else rss_start
+        result["soak"] = {
+            "minutes": options.minutes,
+            "capacity_eps": round(capacity or 0, 1),
+            "warm_up_minutes": round(options.minutes / WARM_UP_SHARE, 1),
+            "rss_mb": _rss_report(rss_start, warm, rss_end),
+            "rss_series_mb": {
+                name: [_mb(sample.get(name, (None, None))[1]) for sample in samples]
+                for name in rss_start
+            },
+        }
     return result
 
 
-def _rss(pipeline: Pipeline) -> dict[str, tuple[int | None, int | None]]:
+async def _sample_rss(pipeline: Pipeline, samples: list[Reading]) -> None:
+    while True:
+        samples.append(_rss(pipeline))
+        await asyncio.sleep(RSS_EVERY)
+
+
+def _rss(pipeline: Pipeline) -> Reading:
     """Each process's (pid, RSS bytes) now."""
     pids = {**pipeline.pids(), "broker": broker_pid(amqp_url()), "campaign": os.getpid()}
     return {name: (pid, None if pid is None else rss_bytes(pid)) for name, pid in pids.items()}
 
 
-def _rss_report(
-    start: dict[str, tuple[int | None, int | None]], end: dict[str, tuple[int | None, int | None]]
-) -> dict[str, dict[str, Any]]:
-    def mb(value: int | None) -> float | None:
-        return None if value is None else round(value / 2**20, 1)
-
-    return {
-        name: {
-            "start": mb(start[name][1]),
-            "end": mb(end.get(name, (None, None))[1]),
+def _rss_report(start: Reading, warm: Reading, end: Reading) -> dict[str, dict[str, Any]]:
+    report: dict[str, dict[str, Any]] = {}
+    for name, (pid, first) in start.items():
+        warm_pid, warmed = warm.get(name, (None, None))
+        end_pid, last = end.get(name, (None, None))
+        growth = None
+        if warmed and last and warm_pid == end_pid:
+            growth = round((last - warmed) / warmed * 100, 1)
+        report[name] = {
+            "start": _mb(first),
+            "warm": _mb(warmed),
+            "end": _mb(last),
+            "growth_after_warm_up_pct": growth,
             # A process killed by a fault and restarted is a new one: its RSS starts again.
-            "same_process": start[name][0] == end.get(name, (None, None))[0],
+            "same_process": pid == end_pid,
         }
-        for name in start
-    }
+    return report
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else round(value / 2**20, 1)
 
 
 def _management_url(url: str) -> str:
