@@ -41,7 +41,6 @@ from connectors.config import ConnectorConfig, load_config
 from connectors.runner import Connector
 from connectors.sample.local import LocalSystem
 from schemas import Dossier, Event
-from schemas.wire import to_dossier_item, to_progress_item
 from sync.sync_support import (
     KEY_ID,
     SECRET,
@@ -51,6 +50,7 @@ from sync.sync_support import (
     Portal,
     bus_in,
     depth_now,
+    differences,
     portal_sim,
     sync_service,
     sync_settings,
@@ -75,16 +75,7 @@ def portal_differences(
 ) -> list[str]:
     """How the portal's dossiers of `unit` differ from `expected` (empty: exactly those,
     item and steps); dossiers of `unexpected` are looked for in every unit too."""
-    held = portal.records(unit)
-    problems = [f"{code}: missing on the portal" for code in sorted(expected.keys() - held)]
-    problems += [f"{code}: not expected on the portal" for code in sorted(held.keys() - expected)]
-    for code in sorted(expected.keys() & held.keys()):
-        dossier, record = expected[code], held[code]
-        if record["item"] != to_dossier_item(dossier):
-            problems.append(f"{code}: dossier item differs (status {record['status']})")
-        steps = [to_progress_item(code, step) for step in dossier.progress]
-        if record["progress"] != steps:
-            problems.append(f"{code}: {len(record['progress'])} steps, {len(steps)} expected")
+    problems = differences(portal, expected, unit)
     for code in sorted(unexpected):
         if portal.http.get(f"/_sim/dossiers/{code}").status_code != 404:
             problems.append(f"{code}: on the portal, though only bad input carried it")

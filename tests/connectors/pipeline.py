@@ -24,8 +24,14 @@ from bus.settings import Settings
 from bus.signing import KeyRing, VerifyKey
 from connectors.config import ConnectorConfig, load_config
 from schemas import Dossier
-from schemas.wire import to_dossier_item, to_progress_item
-from sync.sync_support import Portal, bus_in, portal_sim, sync_service, sync_settings
+from sync.sync_support import (
+    Portal,
+    bus_in,
+    differences,
+    portal_sim,
+    sync_service,
+    sync_settings,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "examples"
 SECRET = b"the connectors' test signing secret"
@@ -95,17 +101,7 @@ class Pipeline:
 
     def differences(self, unit: str, expected: dict[str, Dossier]) -> list[str]:
         """How the portal's dossiers of `unit` differ from `expected` (empty: the same)."""
-        held = self.portal.records(unit)
-        problems = [f"{code}: missing on the portal" for code in sorted(expected.keys() - held)]
-        problems += [f"{code}: not expected" for code in sorted(held.keys() - expected)]
-        for code in sorted(expected.keys() & held.keys()):
-            dossier, record = expected[code], held[code]
-            if record["item"] != to_dossier_item(dossier):
-                problems.append(f"{code}: dossier differs (status {record['status']})")
-            steps = [to_progress_item(code, step) for step in dossier.progress]
-            if record["progress"] != steps:
-                problems.append(f"{code}: {len(record['progress'])} steps, {len(steps)} expected")
-        return problems
+        return differences(self.portal, expected, unit)
 
     async def synced(
         self, unit: str, expected: dict[str, Dossier], timeout: float = 120

@@ -21,7 +21,7 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -273,11 +273,11 @@ def portal_sim(tmp_path: Path) -> Iterator[Portal]:
             portal.http.close()
 
 
-def differences(portal: Portal, expected: dict[str, Dossier]) -> list[str]:
-    """How what the portal holds differs from `expected` (empty when it holds exactly that):
-    each dossier's record is its item, and its progress steps are its steps, as the bus
-    writes them."""
-    held = portal.records()
+def differences(portal: Portal, expected: Mapping[str, Dossier], unit: str = UNIT) -> list[str]:
+    """How what the portal holds of `unit` differs from `expected` (empty when it holds
+    exactly that): each dossier's record is its item, and its progress steps are its steps,
+    as the bus writes them."""
+    held = portal.records(unit)
     problems = [f"{code}: missing on the portal" for code in sorted(expected.keys() - held)]
     problems += [f"{code}: not expected on the portal" for code in sorted(held.keys() - expected)]
     for code in sorted(expected.keys() & held.keys()):
