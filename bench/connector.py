@@ -139,7 +139,7 @@ async def _bus_run(config: ConnectorConfig, settings: Settings) -> tuple[float, 
     connection = Connection(settings.amqp_url.get_secret_value(), name="bench-connector")
     await connection.start(timeout=10)
     publisher = Publisher(connection, window=settings.publish_window)
-    relay = Relay(connector.outbox, publisher, connector.signer, connector.name)
+    relay = Relay(connector.outbox, publisher, connector.signer, connector.name, config.unit)
     await connector.source.open()
     await connection.wait_open()
     runtime.settle()  # as `Connector.run` does once started

@@ -34,7 +34,7 @@ class Relay:
         publisher: Publisher,
         signer: Signer | None,
         connector: str,
-        unit: str = "",
+        unit: str,
     ) -> None:
         self._outbox = outbox
         self._publisher = publisher

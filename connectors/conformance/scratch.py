@@ -118,7 +118,7 @@ async def scratch(
             config.model_copy(update={"connector": table}), connector_settings, make_source(config)
         )
         stack.callback(connector.outbox.close)
-        relay = Relay(connector.outbox, publisher, connector.signer, name)
+        relay = Relay(connector.outbox, publisher, connector.signer, name, config.unit)
         relaying = asyncio.create_task(relay.run(), name="the connector's relay")
         stack.push_async_callback(_stop, relaying)
         yield Scratch(connector, relay, publisher, portal, management, vhost, [sync, relaying])

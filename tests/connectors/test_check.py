@@ -112,8 +112,10 @@ def test_a_pipeline_that_loses_events_fails_delivery_and_skips_the_rest(
     broker: dict[str, str], tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A relay that forgets to sign: the sync service dead-letters every event.
-    def unsigned(outbox: Outbox, publisher: object, signer: object, connector: str) -> Relay:
-        return Relay(outbox, publisher, None, connector)  # type: ignore[arg-type]
+    def unsigned(
+        outbox: Outbox, publisher: object, signer: object, connector: str, unit: str
+    ) -> Relay:
+        return Relay(outbox, publisher, None, connector, unit)  # type: ignore[arg-type]
 
     monkeypatch.setattr("connectors.conformance.scratch.Relay", unsigned)
     monkeypatch.setattr("connectors.conformance.steps.TIMEOUT", 3.0)
