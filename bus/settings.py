@@ -73,6 +73,18 @@ class Settings(BaseSettings):
         " password).",
     )
     sync_batch_size: int = Field(100, ge=1, description="Most items in one portal call.")
+    sync_cache_dossiers: int = Field(
+        20_000,
+        ge=1,
+        description="Dossiers whose applied state the sync service keeps in memory; older ones"
+        " are read back from the state store.",
+    )
+    dedup_window: int = Field(
+        20_000,
+        ge=1,
+        description="Event ids a consumer remembers to drop redelivered copies; the state"
+        " store's per-dossier seq stops any older copy.",
+    )
     sync_linger: float = Field(
         0.005, ge=0, description="Seconds a batch waits for more items before it leaves."
     )

@@ -225,7 +225,7 @@ def _moment(value: object, zone: ZoneInfo, local: str) -> datetime | None:
         ) from None
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=8_192)
 def _parsed(text: str, zone: ZoneInfo) -> datetime:
     # A dossier's times come back in every version of its record: each is parsed once.
     return _in_utc(datetime.fromisoformat(text), zone)

@@ -110,8 +110,9 @@ async def _campaign(
             await pipeline.flow(schedule, rate, rng)
         finally:
             sampling.cancel()
-        settle = await pipeline.settle(options.settle_timeout)
         rss_end = _rss(pipeline)
+        settle = await pipeline.settle(options.settle_timeout)
+        rss_settled = _rss(pipeline)
         dead, dead_reasons = await pipeline.dead_letters()
         verdict = check(pipeline.truth(), await pipeline.held(), dead)
         pipeline_events, pipeline_restarts = pipeline.written, dict(pipeline.restarts)
@@ -138,7 +139,7 @@ async def _campaign(
             "minutes": options.minutes,
             "capacity_eps": round(capacity or 0, 1),
             "warm_up_minutes": round(options.minutes / WARM_UP_SHARE, 1),
-            "rss_mb": _rss_report(rss_start, warm, rss_end),
+            "rss_mb": _rss_report(rss_start, warm, rss_end, rss_settled),
             "rss_series_mb": {
                 name: [_mb(sample.get(name, (None, None))[1]) for sample in samples]
                 for name in rss_start
@@ -159,7 +160,11 @@ def _rss(pipeline: Pipeline) -> Reading:
     return {name: (pid, None if pid is None else rss_bytes(pid)) for name, pid in pids.items()}
 
 
-def _rss_report(start: Reading, warm: Reading, end: Reading) -> dict[str, dict[str, Any]]:
+def _rss_report(
+    start: Reading, warm: Reading, end: Reading, settled: Reading
+) -> dict[str, dict[str, Any]]:
+    """Growth is judged at the end of the steady load; settling reads every dossier back from
+    the simulator, which is the checker's load, not the soak's, and is reported apart."""
     report: dict[str, dict[str, Any]] = {}
     for name, (pid, first) in start.items():
         warm_pid, warmed = warm.get(name, (None, None))
@@ -171,6 +176,7 @@ def _rss_report(start: Reading, warm: Reading, end: Reading) -> dict[str, dict[s
             "start": _mb(first),
             "warm": _mb(warmed),
             "end": _mb(last),
+            "settled": _mb(settled.get(name, (None, None))[1]),
             "growth_after_warm_up_pct": growth,
             # A process killed by a fault and restarted is a new one: its RSS starts again.
             "same_process": pid == end_pid,

@@ -45,5 +45,5 @@ def standard(
     ]
     if keys is not None:
         steps.append(SignatureCheck(keys))
-    steps += [Decode(), Dedup()]
+    steps += [Decode(), Dedup(settings.dedup_window)]
     return steps

@@ -15,7 +15,7 @@ from bus.middleware.base import Handler, Middleware
 
 
 class Dedup(Middleware):
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._in_flight: set[str] = set()

@@ -81,6 +81,7 @@ async def run_sync(settings: Settings, *, until_idle: float | None = None) -> No
             batch_size=settings.sync_batch_size,
             linger=settings.sync_linger,
             concurrency=settings.sync_concurrency,
+            cache_size=settings.sync_cache_dossiers,
         )
         await service.resume()
         connection = Connection(

@@ -49,6 +49,9 @@ from schemas.wire import to_dossier_item, to_progress_item
 log = structlog.get_logger(__name__)
 
 EXISTS, MISSING = 2, 3  # the portal's per-item codes that call for the other kind of write
+# Doubts leave memory when settled, and forgetting one early would let an older event
+# overwrite what may be on the portal: the bound is only against a runaway.
+_DOUBTS_MAX = 500_000
 
 
 @dataclass(eq=False, slots=True)
@@ -92,7 +95,7 @@ class SyncService:
         batch_size: int = 100,
         linger: float = 0.005,
         concurrency: int = 4,
-        cache_size: int = 500_000,
+        cache_size: int = 20_000,
     ) -> None:
         self._store = store
         self._portal = portal
@@ -151,6 +154,19 @@ class SyncService:
                 self._remember(applied)
         return applied
 
+    async def _known(self, updates: list[Update]) -> dict[str, Applied | None]:
+        """What the portal holds of each update's dossier; None for one to write anew."""
+        codes = [str(u.event.dossier_code) for u in updates]
+        known = {code: self._applied.get(code) for code in codes}
+        # Read when handled, but a busy cache may have let some go since: the store has them.
+        evicted = [code for code, applied in known.items() if applied is None]
+        if evicted:
+            known.update(await self._store.get(evicted))
+        for update in updates:
+            if update.resync:
+                known[str(update.event.dossier_code)] = None
+        return known
+
     def _remember(self, applied: Applied) -> None:
         self._applied[applied.dossier_code] = applied
         self._applied.move_to_end(applied.dossier_code)
@@ -187,7 +203,7 @@ class SyncService:
         code, seq = str(update.event.dossier_code), update.event.seq
         self._in_doubt[code] = max(seq, self._in_doubt.get(code, seq))
         self._in_doubt.move_to_end(code)
-        if len(self._in_doubt) > self._cache_size:
+        if len(self._in_doubt) > _DOUBTS_MAX:
             self._in_doubt.popitem(last=False)
 
     def _settle_doubt(self, update: Update) -> None:
@@ -197,12 +213,7 @@ class SyncService:
             self._in_doubt.pop(code, None)
 
     async def _apply(self, agency: str, updates: list[Update]) -> None:
-        known = {
-            str(u.event.dossier_code): None
-            if u.resync
-            else self._applied.get(str(u.event.dossier_code))
-            for u in updates
-        }
+        known = await self._known(updates)
         accepted = await self._write_dossiers(agency, updates, known)
         accepted = await self._write_progress(agency, accepted, known)
         if not accepted:

@@ -33,7 +33,7 @@ def to_wire_time(moment: datetime) -> str:
 
 
 _SPELLED: dict[tuple[datetime, int], str] = {}
-_SPELLED_MAX: Final = 100_000
+_SPELLED_MAX: Final = 16_384  # the dates of the dossiers at hand; more only holds memory
 
 
 def _spelled(moment: datetime) -> str:
