@@ -26,6 +26,7 @@ from console_support import (
 from playwright.sync_api import BrowserContext, Page, expect
 
 from broker import Broker
+from bus.console.sessions import COOKIE
 from bus.management import scratch_vhost
 from bus.ops import DeadLetter
 from schemas import Event
@@ -108,6 +109,17 @@ def test_a_national_operator_logs_in_and_sees_the_flow_of_the_three_units(
     expect(page.locator("#queues")).to_contain_text("portal.sync")
     expect(page.locator("#dead-counts")).to_contain_text("portal_rejected")
     page.screenshot(path=artifacts / "02-overview.png", full_page=True)
+
+
+def test_the_session_cookie_is_out_of_scripts_reach_and_never_sent_cross_site(
+    traffic: Traffic, context: BrowserContext
+) -> None:
+    page = context.new_page()
+    log_in(page, traffic.bus.console_url, NATIONAL)
+    (session,) = [cookie for cookie in context.cookies() if cookie["name"] == COOKIE]
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""
 
 
 def test_a_dead_letter_opens_masked_and_its_replay_is_applied_on_the_simulator(
