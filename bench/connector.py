@@ -136,7 +136,7 @@ async def _empty_sync_queue(connection: Connection) -> None:
 async def _bus_run(config: ConnectorConfig, settings: Settings) -> tuple[float, Connector]:
     """Seconds from the first poll until every row is confirmed and out of the outbox."""
     connector = Connector(config, settings)
-    connection = Connection(settings.amqp_url.get_secret_value(), name="bench-connector")
+    connection = Connection.from_settings(settings, name="bench-connector")
     await connection.start(timeout=10)
     publisher = Publisher(connection, window=settings.publish_window)
     relay = Relay(connector.outbox, publisher, connector.signer, connector.name, config.unit)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.channel
@@ -21,11 +22,20 @@ import pika.frame
 import pika.spec
 import structlog
 from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 
 from bus.errors import BusError, TopologyMismatch
 from bus.message import Message, Outgoing
+from bus.tls import BrokerTlsError, TlsFiles
+
+if TYPE_CHECKING:
+    from bus.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# pika logs each failure it hands us too, as bare tracebacks on stderr (the bus does not
+# route stdlib logging): a Connection says what failed itself, once, in structured lines.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 Listener = Callable[["Channel"], Awaitable[None]]
 Deliver = Callable[[Message], None]
@@ -242,11 +252,21 @@ class Connection:
 
     Listeners run after every (re)connect with a fresh channel opener; a dropped connection
     is retried with exponential backoff up to `max_delay` seconds, forever, until `close()`.
+
+    An `amqps://` URL speaks TLS, with `tls`'s files (by default: the system's CAs, no
+    client certificate). A TLS failure before the first open ends `start()` with a
+    BrokerTlsError that says what failed; after it, it is logged and retried like any other.
     """
 
-    def __init__(self, url: str, *, name: str, max_delay: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, name: str, max_delay: float = 5.0, tls: TlsFiles | None = None
+    ) -> None:
         self._parameters = pika.URLParameters(url)
         self._parameters.client_properties = {"connection_name": name}
+        self._tls = tls or TlsFiles()
+        # Our own context: not pika's default for amqps://, nor one from the URL's query.
+        context = self._tls.context_for(self._parameters.ssl_options is not None, self.address)
+        self._parameters.ssl_options = context and pika.SSLOptions(context, self._hostname)
         self._name = name
         self._max_delay = max_delay
         self._raw: AsyncioConnection | None = None
@@ -257,6 +277,36 @@ class Connection:
         self._supervisor: asyncio.Task[None] | None = None
         self._lost: asyncio.Future[Exception] | None = None
         self._late: set[asyncio.Task[None]] = set()
+        self._doubt: str | None = None  # the last failure that may be about TLS, or not
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, name: str, max_delay: float | None = None
+    ) -> Connection:
+        """The connection to the broker of `BUS_AMQP_URL`, with its TLS files; backoff up to
+        `BUS_RECONNECT_MAX_DELAY` unless `max_delay` says otherwise."""
+        return cls(
+            settings.broker_url(),
+            name=name,
+            max_delay=settings.reconnect_max_delay if max_delay is None else max_delay,
+            tls=TlsFiles.from_settings(settings),
+        )
+
+    @property
+    def _hostname(self) -> str:
+        """The name the broker's certificate must hold: the host of the URL."""
+        return str(self._parameters.host)
+
+    @property
+    def address(self) -> str:
+        """host:port of the broker, for messages (the URL would show the password)."""
+        host = self._hostname
+        return f"{f'[{host}]' if ':' in host else host}:{self._parameters.port}"
+
+    @property
+    def username(self) -> str:
+        """The broker user this connection logs in as: what the broker accepts as `user_id`."""
+        return str(self._parameters.credentials.username)
 
     @property
     def is_open(self) -> bool:
@@ -288,11 +338,15 @@ class Connection:
         )
         if opened not in done:
             opened.cancel()
+            failed = self._supervisor in done and self._supervisor.exception()
             await self.close()
+            if isinstance(failed, BrokerTlsError):
+                raise failed
+            if self._doubt is not None:
+                raise BrokerUnavailable(f"{self._doubt} (still so after {timeout} s)")
             raise BrokerUnavailable(
-                f"could not connect to the broker at {self._parameters.host}:"
-                f"{self._parameters.port} within {timeout} s (is RabbitMQ running? set "
-                "BUS_AMQP_URL, or run `make services`)"
+                f"could not connect to the broker at {self.address} within {timeout} s (is"
+                " RabbitMQ running? set BUS_AMQP_URL, or run `make services`)"
             )
 
     async def wait_open(self) -> None:
@@ -316,7 +370,8 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(self._lost), 5)
         if self._supervisor is not None:
             self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Its TLS failure, if it ended with one, was start()'s to raise.
+            with contextlib.suppress(asyncio.CancelledError, BrokerTlsError):
                 await self._supervisor
 
     async def _supervise(self) -> None:
@@ -324,9 +379,20 @@ class Connection:
         while not self._closing:
             try:
                 await self._connect()
-            except (pika.exceptions.AMQPError, OSError) as error:
+            # pika raises a failed TLS set-up as its own AMQPConnectorException.
+            except (pika.exceptions.AMQPError, AMQPConnectorException, OSError) as error:
+                refused = self._tls_failure(error)
+                if refused is not None and refused.certain and self._generation == 0:
+                    # Never connected: a setting or a certificate is wrong, and waiting will
+                    # not fix it; start() raises it. Once connected, a certificate may be
+                    # being rotated on the broker: retry.
+                    raise refused from None
+                self._doubt = None if refused is None else str(refused)
                 log.warning(
-                    "broker unreachable", connection=self._name, error=repr(error), retry_in=delay
+                    "broker unreachable",
+                    connection=self._name,
+                    error=self._doubt or repr(error),
+                    retry_in=delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
@@ -356,6 +422,11 @@ class Connection:
             if not self._closing:
                 log.warning("broker connection lost", connection=self._name, error=str(reason))
 
+    def _tls_failure(self, error: Exception) -> BrokerTlsError | None:
+        if self._parameters.ssl_options is None:
+            return None
+        return self._tls.failure(error, self.address, self._hostname)
+
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = loop.create_future()
@@ -366,10 +437,11 @@ class Connection:
             opened.set_result(None)
 
         def on_open_error(_connection: object, error: BaseException | str) -> None:
+            failed = error if isinstance(error, Exception) else pika.exceptions.AMQPError(error)
             if not opened.done():
-                opened.set_exception(
-                    error if isinstance(error, Exception) else pika.exceptions.AMQPError(error)
-                )
+                opened.set_exception(failed)
+            if not lost.done():  # never open, so no close to wait for
+                lost.set_result(failed)
 
         def on_close(_connection: object, reason: Exception) -> None:
             if not lost.done():

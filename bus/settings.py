@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +18,18 @@ class Settings(BaseSettings):
         SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F"),
         description="Broker URL; amqps:// for TLS. Secret because it holds a password.",
     )
+    amqp_password_file: Path | None = Field(
+        None,
+        description="File holding the broker password (a Docker or systemd secret); it"
+        " replaces the password of BUS_AMQP_URL, which then need not hold one.",
+    )
+    amqp_ca_file: Path | None = Field(
+        None, description="CA certificate(s) the broker's TLS certificate must chain to (amqps://)."
+    )
+    amqp_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) to present to the broker over TLS."
+    )
+    amqp_key_file: Path | None = Field(None, description="The client certificate's private key.")
     prefetch: int = Field(200, ge=1, description="Unacked deliveries per consumer.")
     publish_window: int = Field(1000, ge=1, description="Unconfirmed publishes in flight.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Larger bodies dead-letter.")
@@ -34,7 +47,9 @@ class Settings(BaseSettings):
     reconnect_max_delay: float = Field(5.0, gt=0, description="Backoff cap between reconnects.")
     signing_key_id: str | None = Field(None, description="Key id this process signs with.")
     signing_key: SecretStr | None = Field(
-        None, description="HMAC secret (base64) or Ed25519 private key (PEM) to sign with."
+        None,
+        description='Key to sign with: "ed25519:<base64 of the private key\'s 32 bytes>", or an'
+        " HMAC secret in base64.",
     )
     signing_key_file: Path | None = Field(None, description="File holding the signing key.")
     verify_keys_file: Path | None = Field(
@@ -122,3 +137,26 @@ class Settings(BaseSettings):
         description="The /metrics the console scrapes for the flow per unit (JSON list).",
     )
     console_port: int = Field(8780, ge=0, le=65535, description="Port `bus console` serves on.")
+
+    @field_validator("amqp_password_file")
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        # Said at start, by its setting's name, not at the first reconnect hours later.
+        if path is not None:
+            try:
+                path.read_text("utf-8")
+            except OSError as error:
+                raise ValueError(f"cannot read {path} ({error.strerror or error})") from None
+        return path
+
+    def broker_url(self) -> str:
+        """BUS_AMQP_URL, with the password of BUS_AMQP_PASSWORD_FILE when one is set."""
+        url = self.amqp_url.get_secret_value()
+        if self.amqp_password_file is None:
+            return url
+        password = self.amqp_password_file.read_text("utf-8").strip()
+        parts = urlsplit(url)
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]  # as the URL spells it, percent-encoded
+        netloc = f"{user}:{quote(password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))

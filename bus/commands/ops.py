@@ -52,7 +52,7 @@ async def opened_dead_letters(settings: Settings, *, collect: bool) -> AsyncIter
     from bus.broker import Connection
     from bus.ops import DeadLetters, OpsStore
 
-    connection = Connection(settings.amqp_url.get_secret_value(), name="bus-ops")
+    connection = Connection.from_settings(settings, name="bus-ops")
     store = OpsStore(settings.ops_url.get_secret_value())
     try:
         await connection.start(timeout=10)
@@ -192,7 +192,7 @@ async def _history(
     from bus.ops import OpsStore
     from bus.ops.history import resend_history
 
-    connection = Connection(settings.amqp_url.get_secret_value(), name="bus-replay")
+    connection = Connection.from_settings(settings, name="bus-replay")
     bars: list[Bar] = []
 
     def progress(result: Resent) -> None:

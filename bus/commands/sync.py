@@ -39,6 +39,7 @@ def run(until_idle: float | None, metrics_port: int | None) -> None:
     from bus.probes import SYNC_METRICS_PORT, service_port
     from bus.settings import Settings
     from bus.sync.runner import UnsignedRefused, run_sync
+    from bus.tls import BrokerTlsError
 
     settings = Settings()
     configure_logging(settings)
@@ -46,7 +47,7 @@ def run(until_idle: float | None, metrics_port: int | None) -> None:
     settings = settings.model_copy(update={"metrics_port": port})
     try:
         asyncio.run(run_sync(settings, until_idle=until_idle))
-    except UnsignedRefused as error:
+    except (UnsignedRefused, BrokerTlsError) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -61,14 +62,19 @@ def run(until_idle: float | None, metrics_port: int | None) -> None:
 def reconcile(unit: str, since: datetime | None) -> None:
     """Compare what the bus applied for UNIT with what the portal holds (TraCuuHoSo), and
     re-queue only the dossiers that are missing there or different."""
+    from bus.broker import BrokerUnavailable
     from bus.logging import configure_logging
     from bus.settings import Settings
+    from bus.tls import BrokerTlsError
 
     settings = Settings()
     configure_logging(settings)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    summary = asyncio.run(_reconcile(settings, unit, since))
+    try:
+        summary = asyncio.run(_reconcile(settings, unit, since))
+    except (BrokerUnavailable, BrokerTlsError) as error:
+        raise click.ClickException(str(error)) from None
     click.echo(str(summary))
 
 
@@ -79,7 +85,7 @@ async def _reconcile(settings: Settings, unit: str, since: datetime | None) -> S
     from bus.sync.runner import portal_client
     from bus.sync.store import open_store
 
-    connection = Connection(settings.amqp_url.get_secret_value(), name="bus-reconcile")
+    connection = Connection.from_settings(settings, name="bus-reconcile")
     publisher = Publisher(connection, window=settings.publish_window)
     await connection.start(timeout=10)
     last_shown = 0

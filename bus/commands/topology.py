@@ -23,10 +23,15 @@ def topology() -> None:
 def apply() -> None:
     """Declare everything; safe to run again. A queue that exists with other arguments is
     reported with the argument that differs, and the command exits with status 1."""
+    from bus.broker import BrokerUnavailable
     from bus.settings import Settings
+    from bus.tls import BrokerTlsError
 
     settings = Settings()
-    declared, mismatches = asyncio.run(_apply(settings))
+    try:
+        declared, mismatches = asyncio.run(_apply(settings))
+    except (BrokerUnavailable, BrokerTlsError) as error:
+        raise click.ClickException(str(error)) from None
     for item in declared:
         click.echo(f"  {item.kind:<8} {item.name}  {item.detail}")
     for mismatch in mismatches:
@@ -42,7 +47,7 @@ async def _apply(settings: Settings) -> tuple[list[Declared], list[TopologyMisma
     from bus.declarations import apply_topology
     from bus.topology import topology as wanted
 
-    connection = Connection(settings.amqp_url.get_secret_value(), name="bus-topology")
+    connection = Connection.from_settings(settings, name="bus-topology")
     await connection.start(timeout=10)
     try:
         return await apply_topology(connection, wanted(settings))

@@ -49,6 +49,7 @@ from bus.errors import Forbidden, NotFound, OperatorError
 from bus.ops import DeadLetters, OpsStore
 from bus.probes import NotReady, probe_routes
 from bus.settings import Settings
+from bus.tls import BrokerTlsError
 
 log = structlog.get_logger(__name__)
 
@@ -61,11 +62,7 @@ class Console:
         self.accounts = accounts
         self.signer = SessionSigner(_secret(settings))
         self.store = OpsStore(settings.ops_url.get_secret_value())
-        self.connection = Connection(
-            settings.amqp_url.get_secret_value(),
-            name="bus-console",
-            max_delay=settings.reconnect_max_delay,
-        )
+        self.connection = Connection.from_settings(settings, name="bus-console")
         self.letters = DeadLetters(self.store, self.connection, settings)
         self.flow = Flow(list(settings.console_metrics_urls))
         self.status = StatusBoard(settings, self.connection)
@@ -91,7 +88,7 @@ class Console:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         # The broker may be away: the console still shows what the store holds meanwhile.
-        connecting = asyncio.create_task(self.connection.start(), name="console-connect")
+        connecting = asyncio.create_task(self._connect(), name="console-connect")
         background = [
             asyncio.create_task(self.flow.run(), name="console-flow"),
             asyncio.create_task(self._collect(), name="console-collect"),
@@ -105,6 +102,14 @@ class Console:
             await asyncio.gather(*background, connecting, return_exceptions=True)
             await self.connection.close()
             self.store.close()
+
+    async def _connect(self) -> None:
+        try:
+            await self.connection.start()
+        except BrokerTlsError as error:
+            # Nobody awaits this task until shutdown: say here why the broker's part of the
+            # console stays empty.
+            log.error("TLS to the broker failed", error=str(error))
 
     async def _collect(self) -> None:
         while True:

@@ -135,7 +135,7 @@ class Demo:
         return 0
 
     async def _apply_topology(self, settings: Settings) -> None:
-        connection = Connection(settings.amqp_url.get_secret_value(), name="bus-demo")
+        connection = Connection.from_settings(settings, name="bus-demo")
         await connection.start(timeout=10)
         try:
             _, mismatches = await apply_topology(connection, topology(settings))

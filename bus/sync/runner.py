@@ -84,11 +84,7 @@ async def run_sync(settings: Settings, *, until_idle: float | None = None) -> No
             cache_size=settings.sync_cache_dossiers,
         )
         await service.resume()
-        connection = Connection(
-            settings.amqp_url.get_secret_value(),
-            name="bus-sync",
-            max_delay=settings.reconnect_max_delay,
-        )
+        connection = Connection.from_settings(settings, name="bus-sync")
         publisher = Publisher(connection, window=settings.publish_window)
         consumer = Consumer(
             connection,

@@ -25,3 +25,18 @@ def test_settings_are_read_from_bus_variables(monkeypatch: pytest.MonkeyPatch) -
 def test_the_broker_url_never_shows_its_password() -> None:
     settings = Settings(amqp_url="amqp://igate:s3cret@broker:5672/%2F")
     assert "s3cret" not in repr(settings)
+
+
+def test_a_password_file_gives_the_broker_url_its_password_percent_encoded(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "igate-h29.broker-password"
+    secret.write_text("p@ss:w/rd\n")
+    settings = Settings(amqp_url="amqps://igate-h29@rabbit:5671/%2F", amqp_password_file=secret)
+    assert settings.broker_url() == "amqps://igate-h29:p%40ss%3Aw%2Frd@rabbit:5671/%2F"
+    assert "p@ss" not in repr(settings)
+
+
+def test_an_unreadable_password_file_is_refused_at_start_by_its_setting(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"amqp_password_file[\s\S]*cannot read"):
+        Settings(amqp_password_file=tmp_path / "missing")
