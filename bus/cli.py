@@ -17,6 +17,7 @@ from bus.commands.demo import demo
 from bus.commands.dlq import dlq
 from bus.commands.ops import history_replay, status
 from bus.commands.portal_sim import portal_sim
+from bus.commands.provision import provision
 from bus.commands.schema import schema
 from bus.commands.sync import reconcile, sync
 from bus.commands.topology import topology
@@ -52,3 +53,4 @@ main.add_command(console)
 main.add_command(status)
 main.add_command(dlq)
 main.add_command(history_replay)
+main.add_command(provision)

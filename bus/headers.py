@@ -26,6 +26,9 @@ RESYNC = "x-bus-resync"
 # and how many times this event has been replayed from the dead-letter store.
 REPLAYED_BY = "x-bus-replayed-by"
 REPLAYS = "x-bus-replays"
+# Set on every copy the bus re-publishes (retry, dead letter): the broker user who published
+# the event first. The copy's own user_id is the bus's, so the signature check reads this.
+PUBLISHED_BY = "x-bus-published-by"
 
 # Only the bus writes these: a connector's message that carries any loses them on arrival.
 BUS_OWNED = frozenset(
@@ -41,5 +44,6 @@ BUS_OWNED = frozenset(
         RESYNC,
         REPLAYED_BY,
         REPLAYS,
+        PUBLISHED_BY,
     }
 )

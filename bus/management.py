@@ -1,9 +1,10 @@
-"""The broker's management HTTP API: where scratch virtual hosts are made and connections cut.
+"""The broker's management HTTP API: where scratch virtual hosts are made, connections cut,
+and connectors' broker users made with their permissions.
 
 `bus demo`, `bus connector check` and the benchmarks each run in a virtual host of their
 own, deleted after, so that their queues never meet anyone else's; the check also cuts
-connections on purpose. The API is found beside the broker: same host and credentials,
-port 15672, unless a URL says otherwise.
+connections on purpose. `bus provision` gives each connector a user of its own. The API is
+found beside the broker: same host and credentials, port 15672, unless a URL says otherwise.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ EVERYTHING: Final = {"configure": ".*", "write": ".*", "read": ".*"}
 
 
 class ManagementError(Exception):
-    """The API did not answer, or refused; the message is for a person."""
+    """The API did not answer, or refused; the message is for a person. `status` is the
+    HTTP status of a refusal (None when the API did not answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def management_url_for(amqp_url: str) -> str:
@@ -71,11 +77,18 @@ class Management:
             raise ManagementError(
                 f"the broker's management API at {self.base} does not answer ({error})"
             ) from None
-        if answer.status_code >= 400:
+        if answer.status_code in (401, 403):
             raise ManagementError(
                 f"the broker's management API at {self.base} answered {answer.status_code} to"
                 f" {method} {path}: this needs the credentials of a broker user allowed to"
-                " create a virtual host (tag administrator)"
+                " create virtual hosts and users (tag administrator)",
+                answer.status_code,
+            )
+        if answer.status_code >= 400:
+            raise ManagementError(
+                f"the broker's management API at {self.base} answered {answer.status_code} to"
+                f" {method} {path}: {_reason(answer)}",
+                answer.status_code,
             )
         return answer.json() if answer.content else None
 
@@ -93,6 +106,62 @@ class Management:
         """Delete it; a broker that is gone took its virtual hosts with it."""
         with contextlib.suppress(ManagementError):
             self.call("DELETE", f"/api/vhosts/{quote(name, safe='')}")
+
+    def vhost_exists(self, name: str) -> bool:
+        return self._found("GET", f"/api/vhosts/{quote(name, safe='')}") is not None
+
+    # ---- users and their permissions ----------------------------------------------------
+
+    def find_user(self, name: str) -> dict[str, Any] | None:
+        """The user as the API describes it (name, tags; never its password), or None."""
+        found = self._found("GET", f"/api/users/{quote(name, safe='')}")
+        return None if found is None else dict(found)
+
+    def put_user(self, name: str, password: str, tags: str = "") -> None:
+        """Create the user, or give an existing one this password and these tags."""
+        self.call("PUT", f"/api/users/{quote(name, safe='')}", {"password": password, "tags": tags})
+
+    def delete_user(self, name: str) -> None:
+        """Delete it with its permissions everywhere; one that does not exist is as good."""
+        self._found("DELETE", f"/api/users/{quote(name, safe='')}")
+
+    def set_permissions(
+        self, vhost: str, user: str, *, configure: str, write: str, read: str
+    ) -> None:
+        """The user's regular expressions on `vhost`, matched against resource names."""
+        body = {"configure": configure, "write": write, "read": read}
+        self.call("PUT", _in(vhost, user, "permissions"), body)
+
+    def permissions(self, vhost: str, user: str) -> dict[str, str] | None:
+        """{"configure": ..., "write": ..., "read": ...}, or None when it has none there."""
+        found = self._found("GET", _in(vhost, user, "permissions"))
+        if found is None:
+            return None
+        return {kind: str(found[kind]) for kind in ("configure", "write", "read")}
+
+    def set_topic_permissions(
+        self, vhost: str, user: str, exchange: str, *, write: str, read: str
+    ) -> None:
+        """The user's regular expressions on the routing keys of topic exchange `exchange`."""
+        body = {"exchange": exchange, "write": write, "read": read}
+        self.call("PUT", _in(vhost, user, "topic-permissions"), body)
+
+    def topic_permissions(self, vhost: str, user: str) -> dict[str, dict[str, str]]:
+        """{exchange: {"write": ..., "read": ...}} of the user on `vhost`."""
+        found = self._found("GET", _in(vhost, user, "topic-permissions")) or []
+        return {
+            str(entry["exchange"]): {"write": str(entry["write"]), "read": str(entry["read"])}
+            for entry in found
+        }
+
+    def _found(self, method: str, path: str) -> Any:
+        """`call`, with None for a 404 (no such vhost, user or permission)."""
+        try:
+            return self.call(method, path)
+        except ManagementError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def connections(self, vhost: str) -> list[str]:
         """The names of the connections to `vhost`."""
@@ -130,6 +199,18 @@ def scratch_vhost(
             yield in_vhost(amqp_url, name)
         finally:
             api.delete_vhost(name)
+
+
+def _in(vhost: str, user: str, kind: str) -> str:
+    return f"/api/{kind}/{quote(vhost, safe='')}/{quote(user, safe='')}"
+
+
+def _reason(answer: httpx.Response) -> str:
+    """The API's own explanation (a JSON {"reason": ...}), or its status line."""
+    try:
+        return str(answer.json().get("reason") or answer.reason_phrase)
+    except (ValueError, AttributeError):
+        return answer.reason_phrase
 
 
 def _host(hostname: str | None) -> str:

@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bus.headers import ATTEMPT, BUS_OWNED, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY
+from bus.headers import (
+    ATTEMPT,
+    BUS_OWNED,
+    ORIGINAL_EXCHANGE,
+    ORIGINAL_ROUTING_KEY,
+    PUBLISHED_BY,
+)
 from schemas import Event
 
 CONTENT_TYPE = "application/json"
@@ -70,8 +76,22 @@ class Message:
     def unit(self) -> str:
         return self.original_routing_key.partition(".")[0]
 
+    @property
+    def published_by(self) -> str | None:
+        """The broker user who published the event. The broker vouches for the `user_id` of
+        what arrives through an exchange; a copy that comes back through the default exchange
+        was re-published by the bus under its own user, and carries the first publisher in a
+        header only the bus can write (the default exchange is closed to connectors)."""
+        if self.exchange:
+            return self.user_id
+        found = self.headers.get(PUBLISHED_BY)
+        if isinstance(found, bytes):
+            return found.decode("utf-8", "replace")
+        return None if found is None else str(found)
+
     def forwarded(self, exchange: str, routing_key: str, **headers: Any) -> Outgoing:
         """A copy for a retry or dead-letter queue: body untouched, history in headers."""
+        publisher = self.published_by
         return Outgoing(
             exchange=exchange,
             routing_key=routing_key,
@@ -80,6 +100,7 @@ class Message:
                 ORIGINAL_EXCHANGE: self.headers.get(ORIGINAL_EXCHANGE, self.exchange),
                 ORIGINAL_ROUTING_KEY: self.original_routing_key,
                 **{k: v for k, v in self.headers.items() if not _broker_history(k)},
+                **({PUBLISHED_BY: publisher} if publisher is not None else {}),
                 **headers,
             },
             message_id=self.message_id,

@@ -6,13 +6,16 @@ Every message is persistent and mandatory. Up to `window` wait for their confirm
 fails with `Unroutable` or `Nacked` when it does not. When the connection drops, everything
 unconfirmed is published again on the next one, in the same order: duplicates are possible
 (consumers deduplicate by event id), losses are not.
+
+Every message carries the broker user it is published as in `user_id`, which the broker
+checks: the sync service knows for sure who published an event, whatever the body claims.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bus import headers
@@ -51,8 +54,15 @@ class Publisher:
     def in_flight(self) -> int:
         return len(self._by_tag)
 
+    @property
+    def user(self) -> str:
+        """The broker user this publisher publishes as: the `user_id` of its messages."""
+        return self._connection.username
+
     async def send(self, message: Outgoing) -> asyncio.Future[None]:
         """Publish without waiting for the confirm; await the returned future for it."""
+        if message.user_id is None:
+            message = replace(message, user_id=self.user)
         while len(self._by_tag) >= self._window or not self._ready.is_set():
             await (self._room.wait() if self._ready.is_set() else self._ready.wait())
         pending = _Pending(message, self._loop.create_future())
@@ -150,9 +160,12 @@ class Publisher:
                 return
 
 
-def event_message(event: Event, signer: Signer | None, body: bytes | None = None) -> Outgoing:
+def event_message(
+    event: Event, signer: Signer | None, body: bytes | None = None, *, user_id: str | None = None
+) -> Outgoing:
     """The message that carries `event`: its identity in AMQP properties, routed by unit,
-    signed when there is a signer. `body` when the event's JSON is already at hand."""
+    signed when there is a signer. `body` when the event's JSON is already at hand;
+    `user_id`, the broker user publishing it (else the publisher's own, which it is anyway)."""
     return stored_event_message(
         encode_event(event) if body is None else body,
         event_id=str(event.event_id),
@@ -162,6 +175,7 @@ def event_message(event: Event, signer: Signer | None, body: bytes | None = None
         seq=event.seq,
         timestamp=int(event.occurred_at.timestamp()),
         signer=signer,
+        user_id=user_id,
     )
 
 
@@ -175,6 +189,7 @@ def stored_event_message(
     seq: int,
     timestamp: int,
     signer: Signer | None,
+    user_id: str | None = None,
 ) -> Outgoing:
     """`event_message` for an event kept as JSON with its identity beside it (an outbox
     row): validated when it was stored, so not decoded again on its way out."""
@@ -189,6 +204,7 @@ def stored_event_message(
         message_id=event_id,
         type=event_type,
         app_id=connector,
+        user_id=user_id,
         timestamp=timestamp,
     )
 
@@ -202,12 +218,16 @@ class EventPublisher:
 
     async def send(self, event: Event) -> asyncio.Future[None]:
         """Publish without waiting; the future resolves when the broker confirms."""
-        return await self._publisher.send(event_message(event, self._signer))
+        message = event_message(event, self._signer, user_id=self._publisher.user)
+        return await self._publisher.send(message)
 
     async def send_body(self, body: bytes) -> asyncio.Future[None]:
         """Publish an event that is already JSON (an outbox row): validated against the
         contract, then sent byte for byte, so the signature covers what was stored."""
-        return await self._publisher.send(event_message(decode_event(body), self._signer, body))
+        message = event_message(
+            decode_event(body), self._signer, body, user_id=self._publisher.user
+        )
+        return await self._publisher.send(message)
 
     async def publish(self, event: Event) -> None:
         await (await self.send(event))

@@ -3,6 +3,8 @@
 Sent every `heartbeat_interval` seconds to `dossier.events` with the routing key
 `<unit>.heartbeat`, so that operators (`connector.heartbeats` stream) see a connector that
 went silent, or whose outbox grows because the broker refuses it, before a citizen does.
+The routing key is one of the connector's own unit, the only ones its broker user may write;
+the publisher stamps that user as `user_id`, as on every event.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Publish what the outbox holds, in order, and forget each row once the broker confirms it.
 
 Rows go out through the bus publisher (pipelined confirms, re-publication after a
-reconnect), signed with the connector's key, without decoding them again: they were valid
-when stored. While the broker is away, `send` waits and rows stay in the outbox; the relay
-goes on by itself when the connection is back.
+reconnect), signed with the connector's key and stamped with its broker user (`user_id`,
+which the broker checks), without decoding them again: they were valid when stored. While
+the broker is away, `send` waits and rows stay in the outbox; the relay goes on by itself
+when the connection is back.
 """
 
 from __future__ import annotations
@@ -87,4 +88,5 @@ class Relay:
             seq=row.seq,
             timestamp=row.occurred_at,
             signer=self._signer,
+            user_id=self._publisher.user,
         )

@@ -38,6 +38,7 @@ import structlog
 
 from bus import headers
 from bus.errors import PortalRejected
+from bus.logging import handling
 from bus.message import Message
 from bus.metrics import SYNC_LAG_SECONDS, SYNC_UPDATES, labelled
 from bus.sync.batcher import Batcher
@@ -174,6 +175,9 @@ class SyncService:
             self._applied.popitem(last=False)
 
     async def _send(self, agency: str, batch: list[Update]) -> None:
+        # The batch's task copied the context of the handler that filled it: its lines are
+        # about the batch, not that one message.
+        handling.set(None)
         updates = [update for update in batch if not update.done.done()]
         for update in updates:
             code = str(update.event.dossier_code)
@@ -303,7 +307,7 @@ class SyncService:
             type=message.type,
             app_id=message.app_id,
             timestamp=message.timestamp,
-            headers=_resendable(message.headers),
+            headers=_resendable(message),
         )
 
 
@@ -315,6 +319,10 @@ def _new_steps(dossier: Dossier, applied: Applied | None) -> tuple[Any, ...]:
     return steps[sent:] if len(steps) >= sent else steps
 
 
-def _resendable(values: dict[str, Any]) -> dict[str, Any]:
-    """The headers to store with an applied event: its own, not the retry history."""
-    return {key: value for key, value in values.items() if key not in headers.BUS_OWNED}
+def _resendable(message: Message) -> dict[str, Any]:
+    """The headers to store with an applied event: its own, not the retry history, and who
+    published it, which a copy re-queued by reconcile must still say to be accepted."""
+    kept = {key: value for key, value in message.headers.items() if key not in headers.BUS_OWNED}
+    if message.published_by is not None:
+        kept[headers.PUBLISHED_BY] = message.published_by
+    return kept

@@ -2,13 +2,16 @@
 with its key, and any change to the body or to the event's identity (the AMQP properties
 message_id, type, app_id and timestamp), a key that is not the connector's, a signature
 labelled with another key's id, or a missing or garbled signature is refused with a reason an
-operator can act on. No broker needed.
+operator can act on. A key the registry binds to a unit and a broker user vouches only for
+that unit's events published by that user, retried copies included; a retired key vouches for
+nothing. No broker needed.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import stat
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bus import headers
-from bus.errors import PermanentError, SignatureError
-from bus.message import Message
+from bus import headers, signing
+from bus.errors import OperatorError, PermanentError, SignatureError
+from bus.message import Message, Outgoing
+from bus.ops.deadletter import DeadLetter
+from bus.ops.deadletters import replay_message
 from bus.signing import KeyRing, Signer, VerifyKey
 from bus.topology import EVENTS_EXCHANGE
 
@@ -306,3 +311,223 @@ def test_a_saved_key_ring_loads_back_and_verifies_both_algorithms(tmp_path: Path
 
     for algorithm in SIGNERS:
         ring.verify(signed(algorithm))
+
+
+# ---- keys bound to a unit and a broker user, retired keys, the registry file ---------------
+
+BOUND = Signer.generate("igate-hcm-bound")  # as `bus provision` makes them: Ed25519
+BOUND_RING = KeyRing([BOUND.verify_key(CONNECTOR, unit="H29", user=CONNECTOR)])
+
+
+def published_by(user: str | None, signer: Signer = BOUND, **changes: Any) -> Message:
+    """`signed_by`, arriving from the events exchange with the broker's word on its user."""
+    return replace(signed_by(signer), user_id=user, **changes)
+
+
+def received(copy: Outgoing, user: str = "bus-sync") -> Message:
+    """A copy the sync service re-published, as it comes back from its queue through the
+    default exchange: the copy's user is the sync service's own."""
+    return Message(
+        body=copy.body,
+        exchange=copy.exchange,
+        routing_key=copy.routing_key,
+        headers=dict(copy.headers),
+        redelivered=False,
+        delivery_tag=2,
+        message_id=copy.message_id,
+        content_type=copy.content_type,
+        type=copy.type,
+        app_id=copy.app_id,
+        user_id=user,
+        timestamp=copy.timestamp,
+    )
+
+
+def test_a_key_bound_to_a_broker_user_accepts_what_that_user_published() -> None:
+    BOUND_RING.verify(published_by(CONNECTOR))
+
+
+@pytest.mark.parametrize("user", ["motcua-dng", "guest", None])
+def test_a_key_bound_to_a_broker_user_refuses_what_another_user_or_no_user_published(
+    user: str | None,
+) -> None:
+    with pytest.raises(
+        SignatureError, match=r"signs only what broker user 'igate-hcm' publishes, and .* published"
+    ) as caught:
+        BOUND_RING.verify(published_by(user))
+
+    assert caught.value.reason == "signature"
+
+
+def test_a_publisher_claimed_in_a_bus_header_through_the_events_exchange_is_not_believed() -> None:
+    claimed = published_by("motcua-dng")
+    forged = replace(claimed, headers={**claimed.headers, headers.PUBLISHED_BY: CONNECTOR})
+
+    assert headers.PUBLISHED_BY not in forged.headers
+    assert forged.published_by == "motcua-dng"
+    with pytest.raises(SignatureError, match="'motcua-dng' published this"):
+        BOUND_RING.verify(forged)
+
+
+def test_a_retried_copy_is_judged_by_its_first_publisher_however_often_it_returns() -> None:
+    first = published_by(CONNECTOR)
+    retried = received(first.forwarded("", "portal.sync.retry.1", **{headers.ATTEMPT: 2}))
+    again = received(retried.forwarded("", "portal.sync.retry.2", **{headers.ATTEMPT: 3}))
+
+    for copy in (retried, again):
+        assert copy.user_id == "bus-sync"
+        assert copy.published_by == CONNECTOR
+        BOUND_RING.verify(copy)
+
+
+def test_a_dead_letter_replayed_by_an_operator_is_judged_by_its_first_publisher() -> None:
+    first = published_by(CONNECTOR)
+    dead = received(first.forwarded("", "portal.sync.dlq", **{headers.REASON: "transient"}))
+    replayed = received(replay_message(DeadLetter.from_message(dead), "an"), user="bus-ops")
+
+    assert replayed.published_by == CONNECTOR
+    BOUND_RING.verify(replayed)
+
+
+def test_a_copy_from_the_default_exchange_without_the_bus_header_has_no_known_publisher() -> None:
+    copy = received(published_by(CONNECTOR).forwarded("", "portal.sync"), user=CONNECTOR)
+    copy.headers.pop(headers.PUBLISHED_BY)
+
+    assert copy.published_by is None
+    with pytest.raises(SignatureError, match="no known user published this"):
+        BOUND_RING.verify(copy)
+
+
+def test_a_key_bound_to_a_unit_refuses_an_event_routed_under_another_unit() -> None:
+    elsewhere = published_by(CONNECTOR, routing_key="H30.status_changed")
+
+    with pytest.raises(
+        SignatureError,
+        match=r"signs only unit H29's events, not one routed as 'H30.status_changed'",
+    ):
+        BOUND_RING.verify(elsewhere)
+
+
+def test_a_retried_copy_is_judged_by_the_routing_key_its_connector_used() -> None:
+    elsewhere = published_by(CONNECTOR, routing_key="H30.status_changed")
+    copy = received(elsewhere.forwarded("", "portal.sync.retry.1"))
+
+    assert copy.unit == "H30"
+    with pytest.raises(SignatureError, match="signs only unit H29's events"):
+        BOUND_RING.verify(copy)
+
+
+@both_algorithms
+def test_a_retired_key_is_refused_naming_it_and_its_connector(algorithm: str) -> None:
+    signer = SIGNERS[algorithm]
+    [key] = [k for k in RING if k.key_id == signer.key_id]
+    ring = KeyRing([replace(key, retired=True)])
+
+    with pytest.raises(
+        SignatureError, match=rf"key '{signer.key_id}' of connector 'igate-hcm' is retired"
+    ):
+        ring.verify(signed(algorithm))
+
+
+def test_a_key_naming_no_unit_or_user_accepts_any_publisher_and_routing_key() -> None:
+    # Registries written before keys were bound keep working as they did.
+    RING.verify(replace(signed("ed25519"), user_id="anyone", routing_key="G01.status_changed"))
+    RING.verify(signed("hmac-sha256"))  # no user_id at all
+
+
+def test_the_registry_file_keeps_each_keys_unit_user_and_retirement(tmp_path: Path) -> None:
+    ring = KeyRing([BOUND.verify_key(CONNECTOR, unit="H29", user=CONNECTOR), *RING])
+    ring.retire("igate-hcm-2026")
+
+    path = ring.save(tmp_path / "keys.json")
+    entries = {entry["id"]: entry for entry in json.loads(path.read_text())["keys"]}
+    loaded = KeyRing.load(path)
+
+    assert entries["igate-hcm-bound"]["unit"] == "H29"
+    assert entries["igate-hcm-bound"]["user"] == CONNECTOR
+    assert "retired" not in entries["igate-hcm-bound"]
+    assert entries["igate-hcm-2026"]["retired"] is True
+    assert set(entries["igate-hcm-ed"]) == {"id", "connector", "alg", "public_key"}
+    assert list(loaded) == list(ring)
+
+
+def test_a_key_id_already_in_the_registry_cannot_be_added_again() -> None:
+    ring = KeyRing(list(RING))
+
+    with pytest.raises(OperatorError, match="already holds a key 'igate-hcm-ed'"):
+        ring.add(VerifyKey("igate-hcm-ed", "someone", "hmac-sha256", b"x"))
+
+
+def test_retiring_a_key_the_registry_does_not_hold_names_the_ones_it_does() -> None:
+    with pytest.raises(OperatorError, match=r"no key 'nope' \(it holds: igate-hcm-2026, "):
+        KeyRing(list(RING)).retire("nope")
+
+
+def test_a_registry_holding_an_hmac_secret_is_never_readable_by_all(tmp_path: Path) -> None:
+    public_only = KeyRing([BOUND.verify_key(CONNECTOR)]).save(tmp_path / "public.json")
+    with_secret = RING.save(tmp_path / "secret.json")
+    assert stat.S_IMODE(public_only.stat().st_mode) == 0o644
+    assert stat.S_IMODE(with_secret.stat().st_mode) == 0o600
+
+    # Public keys only, readable by all; then an HMAC key comes: the group the sync service
+    # reads it through keeps its access, everyone else loses it.
+    public_only.chmod(0o644)
+    ring = KeyRing.load(public_only)
+    ring.add(SIGNERS["hmac-sha256"].verify_key(CONNECTOR))
+    ring.save(public_only)
+
+    assert stat.S_IMODE(public_only.stat().st_mode) == 0o640
+
+
+def test_a_ring_loaded_from_its_file_follows_the_file_as_keys_are_added_and_retired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "RELOAD_INTERVAL", 0.0)
+    path = KeyRing([SIGNERS["ed25519"].verify_key(CONNECTOR)]).save(tmp_path / "keys.json")
+    running = KeyRing.load(path)  # as the sync service holds it
+    running.verify(signed("ed25519"))
+    with pytest.raises(SignatureError, match="unknown key id 'igate-hcm-2026'"):
+        running.verify(signed("hmac-sha256"))
+
+    operator = KeyRing.load(path)  # as `bus provision` changes it
+    operator.add(SIGNERS["hmac-sha256"].verify_key(CONNECTOR))
+    operator.retire("igate-hcm-ed")
+    operator.save(path)
+
+    running.verify(signed("hmac-sha256"))
+    with pytest.raises(SignatureError, match="is retired"):
+        running.verify(signed("ed25519"))
+
+
+def test_a_registry_file_broken_by_hand_leaves_the_running_keys_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signing, "RELOAD_INTERVAL", 0.0)
+    path = RING.save(tmp_path / "keys.json")
+    running = KeyRing.load(path)
+
+    path.write_text('{"keys": [{"id": "half-writ', "utf-8")
+
+    running.verify(signed("ed25519"))
+    running.verify(signed("hmac-sha256"))
+
+
+@both_algorithms
+def test_a_generated_key_signs_what_its_verify_key_accepts_and_reads_back_from_its_text(
+    algorithm: str,
+) -> None:
+    signer = Signer.generate("fresh", algorithm)  # type: ignore[arg-type]
+    ring = KeyRing([signer.verify_key(CONNECTOR)])
+
+    ring.verify(signed_by(signer))
+    assert Signer.from_text("fresh", signer.text()) == signer
+    assert Signer.generate("fresh", algorithm).secret != signer.secret  # type: ignore[arg-type]
+
+
+def test_an_ed25519_verify_key_holds_the_public_key_only() -> None:
+    key = BOUND.verify_key(CONNECTOR)
+
+    assert key.material != BOUND.secret
+    assert key.material == (
+        Ed25519PrivateKey.from_private_bytes(BOUND.secret).public_key().public_bytes_raw()
+    )
