@@ -28,7 +28,7 @@ from connectors.config import ConnectorConfig, SeqRule
 from connectors.source import Record
 from schemas import Event, event_from_dict
 from schemas.errors import ContractError
-from schemas.personal import Personal, kind_at
+from schemas.personal import Personal, kind_at, mask_text
 
 _EVENT_IDS: Final = uuid.UUID("5b0f3c52-8a53-4c1e-9a57-1c2f6d0e7a11")  # uuid5 namespace
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -43,6 +43,11 @@ _LIST_TIME_FIELDS: Final = frozenset(
 
 class MappingError(ValueError):
     """A record the contract cannot take; the message names local fields, values masked."""
+
+    def __init__(self, message: str) -> None:
+        # Personal fields come masked from the contract; a person's number in a field that
+        # is not personal (an identity number in the wrong column) is masked here.
+        super().__init__(mask_text(message))
 
 
 class RecordMapping:
@@ -135,11 +140,15 @@ class RecordMapping:
             raise MappingError(self._retold(error)) from None
 
     def masked(self, record: Record) -> dict[str, Any]:
-        """The record with the values of personal fields masked, for the reject store."""
+        """The record with the values of personal fields masked, for the reject store; the
+        other values are masked as free text: a refused record may hold an identity number
+        in any column."""
         shown: dict[str, Any] = {}
         for key, value in record.items():
             kind = self._personal.get(key)
-            shown[key] = kind.mask(str(value)) if kind is not None and value else value
+            shown[key] = (
+                kind.mask(str(value)) if kind is not None and value else _text_masked(value)
+            )
         return shown
 
     def _national_status(self, value: object, local: str) -> int:
@@ -182,6 +191,16 @@ class RecordMapping:
             where = f"{local} ({path})" if local else problem.field
             lines.append(f"{where}: {problem.value} — {problem.rule}")
         return "; ".join(lines)
+
+
+def _text_masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, Mapping):
+        return {key: _text_masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_text_masked(item) for item in value]
+    return value
 
 
 class _Kind(Enum):

@@ -35,6 +35,7 @@ from connectors.outbox import Outbox, Pending, Reject, Sent
 from connectors.relay import Relay
 from connectors.source import Accepted, Batch, PollSource, PushSource, Record, Source
 from schemas import Event, encode_event
+from schemas.personal import mask_text
 
 log = structlog.get_logger(__name__)
 
@@ -118,7 +119,8 @@ class Connector:
                 event = self.mapping.event(record, last.status if last else None)
             except MappingError as error:
                 refused[index] = str(error)
-                rejects.append(Reject(where, code, str(error), self.mapping.masked(record)))
+                shown = self.mapping.masked(record)  # the reason comes masked
+                rejects.append(Reject(where, mask_text(code), str(error), shown))
                 continue
             status = int(event.payload.dossier.status)
             events.append((_pending(event), status))
@@ -151,9 +153,10 @@ class Connector:
         assert isinstance(self.source, PollSource)
         batch = await self.source.fetch(self.outbox.cursor(), self.config.connector.batch_size)
         if batch.problem is not None:
-            self.outbox.commit([], [Reject(batch.ref, "", batch.problem, {})], None)
+            problem = mask_text(batch.problem)
+            self.outbox.commit([], [Reject(batch.ref, "", problem, {})], None)
             self._rejected.inc()
-            log.warning("input rejected", ref=batch.ref, reason=batch.problem)
+            log.warning("input rejected", ref=batch.ref, reason=problem)
         elif batch.records or batch.cursor is not None:
             self.ingest(batch.records, batch.ref, batch.refs, batch.cursor)
         await self.source.committed(batch)
@@ -165,11 +168,7 @@ class Connector:
     async def run(self, *, until_idle: float | None = None) -> None:
         """Run until cancelled or SIGTERM; with `until_idle`, stop once the source has had
         nothing new and the outbox has been empty for that many seconds."""
-        connection = Connection(
-            self.settings.amqp_url.get_secret_value(),
-            name=f"connector-{self.name}",
-            max_delay=self.settings.reconnect_max_delay,
-        )
+        connection = Connection.from_settings(self.settings, name=f"connector-{self.name}")
         publisher = Publisher(connection, window=self.settings.publish_window)
         self._relay = Relay(self.outbox, publisher, self.signer, self.name, self.config.unit)
         await self.source.open()
@@ -235,7 +234,8 @@ class Connector:
             except Exception as error:  # SourceError, or a database hiccup: try again later
                 log.warning("source not readable", source=self.source.describe(), error=str(error))
                 self._source_done = False
-                self._source_error = f"{self.source.describe()}: {error}"
+                # Shown by /readyz: the source's answer it quotes may name a person.
+                self._source_error = mask_text(f"{self.source.describe()}: {error}")
                 await asyncio.sleep(interval)
                 continue
             self._source_error = None

@@ -36,13 +36,15 @@ def validate(config_path: Path) -> None:
     from bus.settings import Settings
     from connectors.config import ConfigError, load_config, make_source
     from connectors.runner import SigningKeyMissing, signer_for
+    from schemas.personal import mask_text
 
     problems = 0
 
     def report(ok: bool, line: str) -> None:
         nonlocal problems
         problems += not ok
-        click.echo(f"{'ok  ' if ok else 'FAIL'} {line}")
+        # A source's error may quote its records (an HTTP error page's excerpt).
+        click.echo(f"{'ok  ' if ok else 'FAIL'} {mask_text(line)}")
 
     try:
         config = load_config(config_path)
@@ -125,6 +127,7 @@ def run(config_path: Path, until_idle: float | None, metrics_port: int | None) -
     from bus.logging import configure_logging
     from bus.probes import CONNECTOR_METRICS_PORT, service_port
     from bus.settings import Settings
+    from bus.tls import BrokerTlsError
     from connectors.config import ConfigError, load_config
     from connectors.runner import Connector, SigningKeyMissing
 
@@ -134,9 +137,9 @@ def run(config_path: Path, until_idle: float | None, metrics_port: int | None) -
     settings = settings.model_copy(update={"metrics_port": port})
     try:
         connector = Connector(load_config(config_path), settings)
-    except (ConfigError, SigningKeyMissing) as error:
+        asyncio.run(_run(connector, until_idle))
+    except (ConfigError, SigningKeyMissing, BrokerTlsError) as error:
         raise click.ClickException(str(error)) from None
-    asyncio.run(_run(connector, until_idle))
     click.echo(
         f"{connector.name}: {connector.read} records read, {connector.committed} events "
         f"published, {connector.skipped} already sent, {connector.rejected} rejected"

@@ -59,7 +59,9 @@ class Login:
         account = await asyncio.to_thread(self.accounts.authenticate, name, password)
         if account is None:
             self.throttle.failed(*keys)
-            log.warning("login failed", operator=name, client=client)
+            # Only a known account's name: what was typed may be a password in the wrong field.
+            typed = name if self.accounts.get(name) is not None else "<unknown>"
+            log.warning("login failed", operator=typed, client=client)
             problem = "Wrong name or password."
             return self._answer(request, Session.new(""), {"problem": problem, "name": name}, 401)
         self.throttle.succeeded(*keys)

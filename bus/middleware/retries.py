@@ -19,6 +19,7 @@ from bus.middleware.base import Handler, Middleware
 from bus.publisher import Publisher
 from bus.settings import Settings
 from bus.topology import DEAD_LETTER_QUEUE, retry_tier_for
+from schemas.personal import mask_text
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +46,9 @@ class Retries(Middleware):
             headers.LAST_FAILURE: now,
             headers.REASON: reason,
             headers.ERROR_CLASS: type(error).__name__,
-            headers.ERROR: str(error)[:1000],
+            # Errors may quote what they refused (a portal echoes values): masked, the copy
+            # is read by people.
+            headers.ERROR: mask_text(str(error))[:1000],
         }
         attempt = message.attempt
         retry_queue = (

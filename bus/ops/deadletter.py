@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from bus import headers
 from bus.message import Message
 from schemas import ContractError, decode_event
-from schemas.personal import Personal, masked
+from schemas.personal import mask_text, masked
 
 Status = Literal["waiting", "replayed", "discarded"]
 SHOWN_TEXT = 2000  # characters of a body that is not an event, shown as text
-_NUMBER = re.compile(r"\d{6,}")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# An error message may quote what was refused. The Retries middleware masks what it writes;
+# a copy from elsewhere, or a letter stored before it did, is masked when read.
+MaskedText = Annotated[str, AfterValidator(mask_text)]
 
 
 class Failure(BaseModel):
@@ -37,7 +37,7 @@ class Failure(BaseModel):
 
     reason: str
     error_class: str
-    error: str
+    error: MaskedText
     attempts: int
     first_failure: datetime | None
     last_failure: datetime | None
@@ -55,7 +55,7 @@ class DeadLetter(BaseModel):
     connector: str | None  # the AMQP app_id
     reason: str
     error_class: str
-    error: str
+    error: MaskedText
     attempts: int
     first_failure: datetime | None
     last_failure: datetime | None
@@ -101,7 +101,7 @@ class DeadLetter(BaseModel):
             dead_lettered_at=failure.dead_lettered_at,
             replays=int(values.get(headers.REPLAYS) or 0),
             routing_key=routing_key,
-            headers=plain(values),
+            headers=_with_publisher(plain(values), message),
             body=message.body,
             timestamp=message.timestamp,
             content_type=message.content_type,
@@ -126,11 +126,12 @@ class DeadLetter(BaseModel):
             return {"bytes": len(self.body), "base64": base64.b64encode(self.body[:96]).decode()}
         # Not the contract, so its fields cannot be told apart: a person sees only its shape.
         shown = text if len(text) <= SHOWN_TEXT else text[:SHOWN_TEXT] + "…"
-        return {"text": _digits_masked(shown), "length": len(text)}
+        return {"text": mask_text(shown), "length": len(text)}
 
     def masked_headers(self) -> dict[str, Any]:
-        """Headers for display: the signature is noise to a person, the rest is harmless."""
-        return {k: v for k, v in self.headers.items() if k != headers.SIGNATURE}
+        """Headers for display: the signature is noise to a person; the texts of the rest
+        (the error, above all) are masked like any free text."""
+        return {k: _masked(v) for k, v in self.headers.items() if k != headers.SIGNATURE}
 
 
 def plain(value: Any) -> Any:
@@ -185,13 +186,25 @@ def _body_id(body: bytes) -> str:
     return "body-" + hashlib.sha256(body).hexdigest()[:24]
 
 
-def _digits_masked(text: str) -> str:
-    """Long numbers (citizen ids, phone numbers) and e-mail addresses masked: in a body that
-    is not the contract nothing says which field is personal, so every one is treated as
-    personal."""
-    text = _EMAIL.sub(lambda found: Personal.EMAIL.mask(found[0]), text)
-    return _NUMBER.sub(lambda found: Personal.ID_NUMBER.mask(found[0]), text)
+def _masked(value: Any) -> Any:
+    """Plain header values with every text masked."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(plain(value))
+
+
+def _with_publisher(values: dict[str, Any], message: Message) -> dict[str, Any]:
+    """A message the broker dead-lettered itself (its delivery limit) never went through
+    the bus's retries: who published it is only in its `user_id`, which a replay, made under
+    the operator's user, must carry on in the header the sync side reads."""
+    if headers.PUBLISHED_BY not in values and message.user_id:
+        return {**values, headers.PUBLISHED_BY: message.user_id}
+    return values

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from schemas.personal import mask_text
+
 Outcome = Literal["PASS", "FAIL", "SKIP"]
 
 
@@ -16,7 +18,9 @@ class Step:
     details: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
-        return [f"{self.outcome} {self.name}: {self.reason}", *(f"    {d}" for d in self.details)]
+        """For people: a reason may quote what the source answered, so it is masked."""
+        lines = [f"{self.outcome} {self.name}: {self.reason}", *(f"    {d}" for d in self.details)]
+        return [mask_text(line) for line in lines]
 
 
 @dataclass
