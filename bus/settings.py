@@ -88,6 +88,19 @@ class Settings(BaseSettings):
         " password).",
     )
     sync_batch_size: int = Field(100, ge=1, description="Most items in one portal call.")
+    sync_shards: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Shard queues events are spread over by dossier code (1: the single queue"
+        " portal.sync); each has one active consumer, so a dossier's events stay in order.",
+    )
+    sync_workers: int = Field(
+        1, ge=1, description="Sync workers sharing the shards (each takes its share first)."
+    )
+    sync_worker_index: int = Field(
+        0, ge=0, description="This worker's number among them, from 0 (`bus sync run --worker`)."
+    )
     sync_cache_dossiers: int = Field(
         20_000,
         ge=1,
