@@ -22,8 +22,10 @@ half of it for M minutes, faults spread over them, each process's RSS at start a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import sys
 import time
 from argparse import ArgumentParser, Namespace
 from contextlib import ExitStack
@@ -113,6 +115,11 @@ async def _campaign(
         rss_end = _rss(pipeline)
         settle = await pipeline.settle(options.settle_timeout)
         rss_settled = _rss(pipeline)
+        soak = None
+        if capacity is not None:
+            soak = _soak(options.minutes, capacity, samples, rss_start, rss_end, rss_settled)
+            # Said at once: the check that follows reads every dossier back, which is long.
+            print(json.dumps({"soak": soak}), file=sys.stderr, flush=True)
         dead, dead_reasons = await pipeline.dead_letters()
         verdict = check(pipeline.truth(), await pipeline.held(), dead)
         pipeline_events, pipeline_restarts = pipeline.written, dict(pipeline.restarts)
@@ -131,21 +138,27 @@ async def _campaign(
         "duration_s": round(time.monotonic() - started, 1),
         "cores": os.cpu_count(),
     }
-    if options.minutes is not None:
-        # Bounded caches (dedup ids, the guard's cache, SQLite's page caches) fill during the
-        # first part of a soak: growth is judged from the end of that warm-up on.
-        warm = samples[len(samples) // WARM_UP_SHARE] if samples else rss_start
-        result["soak"] = {
-            "minutes": options.minutes,
-            "capacity_eps": round(capacity or 0, 1),
-            "warm_up_minutes": round(options.minutes / WARM_UP_SHARE, 1),
-            "rss_mb": _rss_report(rss_start, warm, rss_end, rss_settled),
-            "rss_series_mb": {
-                name: [_mb(sample.get(name, (None, None))[1]) for sample in samples]
-                for name in rss_start
-            },
-        }
+    if soak is not None:
+        result["soak"] = soak
     return result
+
+
+def _soak(
+    minutes: float, capacity: float, samples: list[Reading], start: Reading, end: Reading,
+    settled: Reading,
+) -> dict[str, Any]:  # fmt: skip
+    # Bounded caches (dedup ids, the guard's cache, SQLite's page caches) fill during the
+    # first part of a soak: growth is judged from the end of that warm-up on.
+    warm = samples[len(samples) // WARM_UP_SHARE] if samples else start
+    return {
+        "minutes": minutes,
+        "capacity_eps": round(capacity, 1),
+        "warm_up_minutes": round(minutes / WARM_UP_SHARE, 1),
+        "rss_mb": _rss_report(start, warm, end, settled),
+        "rss_series_mb": {
+            name: [_mb(sample.get(name, (None, None))[1]) for sample in samples] for name in start
+        },
+    }
 
 
 async def _sample_rss(pipeline: Pipeline, samples: list[Reading]) -> None:

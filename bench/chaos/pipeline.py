@@ -305,7 +305,7 @@ class Pipeline:
         held: dict[str, Held] = {}
         with httpx.Client(base_url=self.portal_url, timeout=60) as http:
             for code, record in records.items():
-                view = orjson.loads(http.get(f"/_sim/dossiers/{code}").content)
+                view = orjson.loads(_patient_get(http, f"/_sim/dossiers/{code}").content)
                 history = [(bool(row["changed"]), row["item"]) for row in view["history"]
                            if row["service"] == "DongBoHoSoMC"]  # fmt: skip
                 held[code] = Held(record["item"], record["progress"], history)
@@ -330,6 +330,17 @@ class Pipeline:
             return count, reasons
 
         return await asyncio.to_thread(look)
+
+
+def _patient_get(http: httpx.Client, path: str, tries: int = 5) -> httpx.Response:
+    """A read of the simulator that waits out a machine busy with other work."""
+    for attempt in range(1, tries + 1):
+        try:
+            return http.get(path)
+        except httpx.TimeoutException:
+            if attempt == tries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _outbox_size(site: Site) -> int:
