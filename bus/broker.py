@@ -3,7 +3,8 @@
 pika's asyncio adapter, wrapped so that the publisher and the consumer see coroutines and the
 bus's own types (`Outgoing`, `Message`). A `Connection` keeps one AMQP connection alive: when
 it drops it reconnects with capped exponential backoff and calls its listeners, which reopen
-their channels. Channels are cheap and die with errors, so nothing here tries to save one.
+their channels. Given the nodes of a cluster, it reconnects to the next one that answers.
+Channels are cheap and die with errors, so nothing here tries to save one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pika
@@ -23,6 +24,7 @@ import pika.spec
 import structlog
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
+from pydantic import SecretStr
 
 from bus.errors import BusError, TopologyMismatch
 from bus.message import Message, Outgoing
@@ -52,6 +54,29 @@ class ChannelClosed(BusError):
         super().__init__(f"{code} {text}")
         self.code = code
         self.text = text
+
+
+# A comma starts another URL only where one begins: a comma inside a password or a query
+# stays where it is.
+_NEXT_URL = re.compile(r"\s*,\s*(?=amqps?://)", re.IGNORECASE)
+
+
+def broker_urls(urls: str) -> list[str]:
+    """The broker URLs of a `BUS_AMQP_URL`: one, or the nodes of a cluster separated by
+    commas (`amqp://u:p@rabbit-1/%2F,amqp://u:p@rabbit-2/%2F`), in the order they are tried."""
+    found = [url for url in _NEXT_URL.split(urls.strip()) if url]
+    if not found:
+        raise ValueError("no broker URL given")
+    for url in found:
+        if not url.lower().startswith(("amqp://", "amqps://")):
+            raise ValueError(f"a broker URL starts with amqp:// or amqps://, not {url[:8]!r}")
+    return found
+
+
+def first_broker_url(urls: str) -> str:
+    """The first of the broker URLs of a `BUS_AMQP_URL`: where the tools that need one node
+    (its management API, its virtual host) look."""
+    return broker_urls(urls)[0]
 
 
 _INEQUIVALENT = re.compile(
@@ -133,9 +158,13 @@ class Channel:
         start(done)
         return await waiter
 
-    async def declare_exchange(self, name: str, kind: str) -> None:
+    async def declare_exchange(
+        self, name: str, kind: str, arguments: dict[str, Any] | None = None
+    ) -> None:
         await self._declare(
-            lambda cb: self._raw.exchange_declare(name, kind, durable=True, callback=cb)
+            lambda cb: self._raw.exchange_declare(
+                name, kind, durable=True, arguments=arguments, callback=cb
+            )
         )
 
     async def declare_queue(
@@ -157,6 +186,22 @@ class Channel:
 
     async def bind(self, queue: str, exchange: str, routing_key: str) -> None:
         await self._rpc(lambda cb: self._raw.queue_bind(queue, exchange, routing_key, callback=cb))
+
+    async def unbind(self, queue: str, exchange: str, routing_key: str) -> None:
+        await self._rpc(
+            lambda cb: self._raw.queue_unbind(queue, exchange, routing_key, callback=cb)
+        )
+
+    async def bind_exchange(self, destination: str, source: str, routing_key: str) -> None:
+        """What `source` routes with `routing_key` goes on through `destination` too."""
+        await self._rpc(
+            lambda cb: self._raw.exchange_bind(destination, source, routing_key, callback=cb)
+        )
+
+    async def unbind_exchange(self, destination: str, source: str, routing_key: str) -> None:
+        await self._rpc(
+            lambda cb: self._raw.exchange_unbind(destination, source, routing_key, callback=cb)
+        )
 
     async def delete_queue(self, name: str) -> None:
         await self._rpc(lambda cb: self._raw.queue_delete(name, callback=cb))
@@ -199,8 +244,17 @@ class Channel:
         )
 
     async def consume(
-        self, queue: str, deliver: Deliver, *, prefetch: int, arguments: dict[str, Any] | None
+        self,
+        queue: str,
+        deliver: Deliver,
+        *,
+        prefetch: int,
+        arguments: dict[str, Any] | None,
+        internal: Collection[str] = (),
     ) -> str:
+        """Deliver the queue's messages. `internal`: exchanges only the bus publishes to (no
+        connector may write them), whose deliveries are the bus's own copies: they are handed
+        on as if through the default exchange, which `Message` trusts with the bus's headers."""
         await self._rpc(lambda cb: self._raw.basic_qos(prefetch_count=prefetch, callback=cb))
         generation = self.generation
 
@@ -210,7 +264,7 @@ class Channel:
             deliver(
                 Message(
                     body=body,
-                    exchange=method.exchange,
+                    exchange="" if method.exchange in internal else method.exchange,
                     routing_key=method.routing_key,
                     headers=properties.headers or {},
                     redelivered=method.redelivered,
@@ -253,20 +307,35 @@ class Connection:
     Listeners run after every (re)connect with a fresh channel opener; a dropped connection
     is retried with exponential backoff up to `max_delay` seconds, forever, until `close()`.
 
+    `url` may name several nodes of a cluster (a list, or a `BUS_AMQP_URL` with commas): a
+    connection is made to the first that answers, and when it drops, to the next one in
+    turn, the lost node last; the backoff sleeps only once all of them have failed. They
+    must all log in as the same user: the broker checks `user_id` against it.
+
     An `amqps://` URL speaks TLS, with `tls`'s files (by default: the system's CAs, no
     client certificate). A TLS failure before the first open ends `start()` with a
     BrokerTlsError that says what failed; after it, it is logged and retried like any other.
     """
 
     def __init__(
-        self, url: str, *, name: str, max_delay: float = 5.0, tls: TlsFiles | None = None
+        self,
+        url: str | Sequence[str],
+        *,
+        name: str,
+        max_delay: float = 5.0,
+        tls: TlsFiles | None = None,
     ) -> None:
-        self._parameters = pika.URLParameters(url)
-        self._parameters.client_properties = {"connection_name": name}
         self._tls = tls or TlsFiles()
-        # Our own context: not pika's default for amqps://, nor one from the URL's query.
-        context = self._tls.context_for(self._parameters.ssl_options is not None, self.address)
-        self._parameters.ssl_options = context and pika.SSLOptions(context, self._hostname)
+        urls = broker_urls(url) if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("no broker URL given")
+        self._nodes = [self._node(one, name) for one in urls]
+        self._current = 0  # the node connected to, or being tried
+        users = {str(node.credentials.username) for node in self._nodes}
+        if len(users) > 1:
+            raise ValueError(
+                f"the broker URLs log in as different users: {', '.join(sorted(users))}"
+            )
         self._name = name
         self._max_delay = max_delay
         self._raw: AsyncioConnection | None = None
@@ -279,18 +348,37 @@ class Connection:
         self._late: set[asyncio.Task[None]] = set()
         self._doubt: str | None = None  # the last failure that may be about TLS, or not
 
+    def _node(self, url: str, name: str) -> pika.URLParameters:
+        parameters = pika.URLParameters(url)
+        parameters.client_properties = {"connection_name": name}
+        # Our own context: not pika's default for amqps://, nor one from the URL's query.
+        tls = parameters.ssl_options is not None
+        context = self._tls.context_for(tls, _address(parameters))
+        parameters.ssl_options = context and pika.SSLOptions(context, str(parameters.host))
+        return parameters
+
     @classmethod
     def from_settings(
         cls, settings: Settings, *, name: str, max_delay: float | None = None
     ) -> Connection:
-        """The connection to the broker of `BUS_AMQP_URL`, with its TLS files; backoff up to
+        """The connection to the broker (or the cluster's nodes) of `BUS_AMQP_URL`, with its
+        TLS files and `BUS_AMQP_PASSWORD_FILE`'s password in each URL; backoff up to
         `BUS_RECONNECT_MAX_DELAY` unless `max_delay` says otherwise."""
+        urls = [
+            # The settings' own substitution, one URL at a time.
+            settings.model_copy(update={"amqp_url": SecretStr(url)}).broker_url()
+            for url in broker_urls(settings.amqp_url.get_secret_value())
+        ]
         return cls(
-            settings.broker_url(),
+            urls,
             name=name,
             max_delay=settings.reconnect_max_delay if max_delay is None else max_delay,
             tls=TlsFiles.from_settings(settings),
         )
+
+    @property
+    def _parameters(self) -> pika.URLParameters:
+        return self._nodes[self._current]
 
     @property
     def _hostname(self) -> str:
@@ -299,9 +387,14 @@ class Connection:
 
     @property
     def address(self) -> str:
-        """host:port of the broker, for messages (the URL would show the password)."""
-        host = self._hostname
-        return f"{f'[{host}]' if ':' in host else host}:{self._parameters.port}"
+        """host:port of the broker (the node connected to, or being tried), for messages
+        (the URL would show the password)."""
+        return _address(self._parameters)
+
+    @property
+    def addresses(self) -> list[str]:
+        """host:port of every node, in the order they are tried."""
+        return [_address(node) for node in self._nodes]
 
     @property
     def username(self) -> str:
@@ -344,8 +437,9 @@ class Connection:
                 raise failed
             if self._doubt is not None:
                 raise BrokerUnavailable(f"{self._doubt} (still so after {timeout} s)")
+            where = " or ".join(self.addresses)
             raise BrokerUnavailable(
-                f"could not connect to the broker at {self.address} within {timeout} s (is"
+                f"could not connect to the broker at {where} within {timeout} s (is"
                 " RabbitMQ running? set BUS_AMQP_URL, or run `make services`)"
             )
 
@@ -376,6 +470,7 @@ class Connection:
 
     async def _supervise(self) -> None:
         delay = 0.1
+        failed = 0  # attempts in a row that found no node
         while not self._closing:
             try:
                 await self._connect()
@@ -388,15 +483,31 @@ class Connection:
                     # being rotated on the broker: retry.
                     raise refused from None
                 self._doubt = None if refused is None else str(refused)
+                failed += 1
+                broker = self.address
+                self._next_node()
+                if failed % len(self._nodes):  # a node not tried yet this round: at once
+                    log.warning(
+                        "broker unreachable",
+                        connection=self._name,
+                        broker=broker,
+                        error=self._doubt or repr(error),
+                        trying=self.address,
+                    )
+                    continue
                 log.warning(
                     "broker unreachable",
                     connection=self._name,
+                    broker=broker,
                     error=self._doubt or repr(error),
                     retry_in=delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
                 continue
+            failed = 0
+            if self._generation > 1:
+                log.info("broker connected again", connection=self._name, broker=self.address)
             assert self._lost is not None
             try:
                 for listener in self._listeners:
@@ -406,12 +517,14 @@ class Connection:
                 log.error(
                     "could not set up channels",
                     connection=self._name,
+                    broker=self.address,
                     error=str(error),
                     retry_in=delay,
                 )
                 if self._raw is not None and self._raw.is_open:
                     self._raw.close()
                 await self._lost
+                self._next_node()  # another node may be in a better state (one booting)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
                 continue
@@ -420,7 +533,17 @@ class Connection:
             reason = await self._lost
             self._opened.clear()
             if not self._closing:
-                log.warning("broker connection lost", connection=self._name, error=str(reason))
+                log.warning(
+                    "broker connection lost",
+                    connection=self._name,
+                    broker=self.address,
+                    error=str(reason),
+                )
+                # The node may be going down: the others first, it last.
+                self._next_node()
+
+    def _next_node(self) -> None:
+        self._current = (self._current + 1) % len(self._nodes)
 
     def _tls_failure(self, error: Exception) -> BrokerTlsError | None:
         if self._parameters.ssl_options is None:
@@ -456,3 +579,8 @@ class Connection:
         )
         await opened
         self._generation += 1
+
+
+def _address(parameters: pika.ConnectionParameters) -> str:
+    host = str(parameters.host)
+    return f"{f'[{host}]' if ':' in host else host}:{parameters.port}"

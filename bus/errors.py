@@ -8,6 +8,7 @@ The class alone decides: nothing inspects messages or strings to choose.
     │   │   ├── PortalUnavailable    5xx, timeout, dropped connection, still 429 after retries
     │   │   │   └── PortalLoginRejected   the portal refused the bus's credentials
     │   │   ├── StoreUnavailable     the state store cannot be reached or is locked
+    │   │   ├── Withdrawn            a sync worker lost the channel the message came on
     │   │   └── (unknown exceptions from a handler are treated as transient)
     │   └── PermanentError           dead-letter at once, with `reason`
     │       ├── InvalidMessage       not UTF-8, not JSON, too large, not the contract
@@ -157,3 +158,11 @@ def disposition_of(error: BaseException) -> tuple[Disposition, str]:
     if isinstance(error, MessageError):
         return error.disposition, error.reason
     return Disposition.RETRY, "error"
+
+
+class Withdrawn(TransientError):
+    """A portal call stopped before it left: the messages behind it are no longer the
+    caller's to send (they came on a channel since closed, and the broker gives them again,
+    maybe to another sync worker). Retried, as any transient failure."""
+
+    reason = "withdrawn"

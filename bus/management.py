@@ -17,6 +17,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from bus.broker import broker_urls, first_broker_url
+
 MANAGEMENT_PORT: Final = 15672
 EVERYTHING: Final = {"configure": ".*", "write": ".*", "read": ".*"}
 
@@ -31,8 +33,10 @@ class ManagementError(Exception):
 
 
 def management_url_for(amqp_url: str) -> str:
-    """The management API of the broker at `amqp_url`: its host and credentials, port 15672."""
-    parts = urlsplit(amqp_url)
+    """The management API of the broker at `amqp_url`: its host and credentials, port 15672.
+    Of a cluster's nodes (URLs separated by commas), the first one's: any node's API shows
+    the whole cluster."""
+    parts = urlsplit(first_broker_url(amqp_url))
     userinfo = parts.netloc.rpartition("@")[0] or "guest:guest"
     return f"http://{userinfo}@{_host(parts.hostname)}:{MANAGEMENT_PORT}"
 
@@ -44,13 +48,15 @@ def public_url(management_url: str) -> str:
 
 
 def vhost_of(amqp_url: str) -> str:
-    """The virtual host an AMQP URL names ("/" when it names none)."""
-    return unquote(urlsplit(amqp_url).path.removeprefix("/")) or "/"
+    """The virtual host an AMQP URL names ("/" when it names none); of a cluster's URLs,
+    the first one's (all must name the same)."""
+    return unquote(urlsplit(first_broker_url(amqp_url)).path.removeprefix("/")) or "/"
 
 
 def in_vhost(amqp_url: str, vhost: str) -> str:
-    """`amqp_url`, pointing at another virtual host."""
-    return urlsplit(amqp_url)._replace(path="/" + quote(vhost, safe="")).geturl()
+    """`amqp_url`, every node of it, pointing at another virtual host."""
+    path = "/" + quote(vhost, safe="")
+    return ",".join(urlsplit(url)._replace(path=path).geturl() for url in broker_urls(amqp_url))
 
 
 class Management:

@@ -16,7 +16,9 @@ class Settings(BaseSettings):
 
     amqp_url: SecretStr = Field(
         SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F"),
-        description="Broker URL; amqps:// for TLS. Secret because it holds a password.",
+        description="Broker URL; amqps:// for TLS. For a cluster, one URL per node separated by"
+        " commas: the first that answers is used, and the next one when it drops. Secret"
+        " because it holds a password.",
     )
     amqp_password_file: Path | None = Field(
         None,
@@ -40,7 +42,7 @@ class Settings(BaseSettings):
         5, ge=1, description="Handling attempts before a failing message is dead-lettered."
     )
     delivery_limit: int = Field(
-        20, ge=1, description="Broker-side redelivery cap on portal.sync (crash loops)."
+        20, ge=1, description="Broker-side redelivery cap on portal.sync or a shard (crash loops)."
     )
     audit_max_age: str = Field("30D", description="Retention of the dossier.audit stream.")
     audit_max_bytes: int = Field(20 * 1024**3, description="Size cap of the dossier.audit stream.")

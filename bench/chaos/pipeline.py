@@ -31,7 +31,7 @@ from bus.declarations import apply_topology
 from bus.demo.sites import EXAMPLES, write_keys
 from bus.management import Management, vhost_of
 from bus.settings import Settings
-from bus.topology import DEAD_LETTER_QUEUE, SYNC_QUEUE, topology
+from bus.topology import DEAD_LETTER_QUEUE, is_sync_queue, topology
 from connectors.config import load_config
 from connectors.sample.database import LocalDatabase
 from connectors.sample.files import FORMATS, export
@@ -260,7 +260,7 @@ class Pipeline:
             queues = {
                 q["name"]: int(q.get("messages", 0)) for q in api.queues(vhost_of(self.vhost))
             }
-        queued = sum(n for name, n in queues.items() if name == SYNC_QUEUE or ".retry." in name)
+        queued = sum(n for name, n in queues.items() if is_sync_queue(name) or ".retry." in name)
         held = self._records()
         behind = sum(
             1 for code, final in finals.items()

@@ -191,6 +191,7 @@ async def _history(
     from bus.demo.progress import Bar
     from bus.ops import OpsStore
     from bus.ops.history import resend_history
+    from bus.topology import sync_route
 
     connection = Connection.from_settings(settings, name="bus-replay")
     bars: list[Bar] = []
@@ -205,7 +206,7 @@ async def _history(
         try:
             result = await resend_history(
                 connection, login_operator(), unit, since, until=until, store=store,
-                progress=progress, window=settings.publish_window,
+                progress=progress, window=settings.publish_window, route=sync_route(settings),
             )  # fmt: skip
         finally:
             await connection.close()

@@ -15,7 +15,23 @@ if TYPE_CHECKING:
 
 @click.group()
 def sync() -> None:
-    """The sync service: events from portal.sync to the national portal."""
+    """The sync service: events from portal.sync (or its shards) to the national portal."""
+
+
+def _worker(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
+    """I/W, 1 <= I <= W, as (index from 0, count)."""
+    if value is None:
+        return None
+    index, _, count = value.partition("/")
+    try:
+        number, workers = int(index), int(count)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not I/W, e.g. 2/3") from None
+    if not 1 <= number <= workers:
+        raise click.BadParameter(f"{value!r}: I counts from 1 to W")
+    return number - 1, workers
 
 
 @sync.command("run")
@@ -33,16 +49,33 @@ def sync() -> None:
     help="Port of /metrics, /healthz and /readyz (0: any free one). Default: BUS_METRICS_PORT,"
     " else 9101 when it is free.",
 )
-def run(until_idle: float | None, metrics_port: int | None) -> None:
-    """Consume portal.sync and apply every newer event to the portal, in order, in batches."""
+@click.option(
+    "--worker",
+    callback=_worker,
+    metavar="I/W",
+    default=None,
+    help="Run as worker I of W sharing the BUS_SYNC_SHARDS shards: the active consumer of"
+    " shards s with s % W == I-1, standing by for the others. Default: BUS_SYNC_WORKER_INDEX"
+    " and BUS_SYNC_WORKERS (one worker).",
+)
+def run(until_idle: float | None, metrics_port: int | None, worker: tuple[int, int] | None) -> None:
+    """Consume portal.sync, or the sync shards, and apply every newer event to the portal,
+    in order, in batches."""
     from bus.logging import configure_logging
     from bus.probes import SYNC_METRICS_PORT, service_port
     from bus.settings import Settings
-    from bus.sync.runner import UnsignedRefused, run_sync
+    from bus.sync.runner import UnsignedRefused, WorkersRefused, check_workers, run_sync
     from bus.tls import BrokerTlsError
 
     settings = Settings()
+    if worker is not None:
+        index, workers = worker
+        settings = settings.model_copy(update={"sync_worker_index": index, "sync_workers": workers})
     configure_logging(settings)
+    try:
+        check_workers(settings)
+    except WorkersRefused as error:
+        raise click.ClickException(str(error)) from None
     port = service_port(settings, metrics_port, SYNC_METRICS_PORT)
     settings = settings.model_copy(update={"metrics_port": port})
     try:
@@ -84,6 +117,7 @@ async def _reconcile(settings: Settings, unit: str, since: datetime | None) -> S
     from bus.sync.reconcile import reconcile as run_reconcile
     from bus.sync.runner import portal_client
     from bus.sync.store import open_store
+    from bus.topology import sync_route
 
     connection = Connection.from_settings(settings, name="bus-reconcile")
     publisher = Publisher(connection, window=settings.publish_window)
@@ -106,6 +140,7 @@ async def _reconcile(settings: Settings, unit: str, since: datetime | None) -> S
                 portal,
                 publisher,
                 unit,
+                route=sync_route(settings),
                 since=since,
                 concurrency=settings.sync_concurrency,
                 progress=show,

@@ -1,7 +1,7 @@
 """What one scrape of a service's /metrics says about each unit's flow, as running totals.
 
 The console reads the services as Prometheus would, from their /metrics text: per unit, the
-messages the sync consumer finished with (`bus_messages_total{queue="portal.sync"}`), the
+messages the sync consumer finished with (`bus_messages_total` of portal.sync or its shards), the
 dossier updates the portal accepted (`bus_sync_updates_total`), the records connectors refused
 at the source (`bus_connector_records_total`: into their reject stores), and the buckets of
 the lag histogram (`bus_sync_lag_seconds`). What the portal refuses is dead-lettered, and
@@ -17,7 +17,7 @@ from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bus.topology import SYNC_QUEUE
+from bus.topology import is_sync_queue
 
 # What the console charts, per unit, and the counter sample each comes from.
 RECEIVED: Final = "received"  # every delivery of portal.sync the consumer finished with
@@ -48,7 +48,7 @@ def parse(text: str) -> Totals:
             unit = labels.get("unit")
             if not unit:
                 continue
-            if sample.name == "bus_messages_total" and labels.get("queue") == SYNC_QUEUE:
+            if sample.name == "bus_messages_total" and is_sync_queue(labels.get("queue", "")):
                 totals.add(unit, RECEIVED, sample.value)
                 if labels.get("outcome") == "dead_lettered":
                     totals.add(unit, DEAD_LETTERED, sample.value)

@@ -1,9 +1,11 @@
 """Refuse bodies that are too large, then turn the rest into validated contract events
-routed under their own unit."""
+routed under their own unit, whose x-dossier-code header (what picks a sync shard) names
+their own dossier."""
 
 from __future__ import annotations
 
 from bus.errors import InvalidMessage, UnknownEventType
+from bus.headers import DOSSIER_CODE
 from bus.message import Message
 from bus.middleware.base import Handler, Middleware
 from schemas import ContractError, decode_event
@@ -34,6 +36,18 @@ class Decode(Middleware):
             raise InvalidMessage(
                 f"event of unit {message.event.unit} published under routing key "
                 f"{message.original_routing_key!r}",
+                reason="contract",
+            )
+        # The header picks the shard (a hash of it): one that lies about the dossier would
+        # put the dossier's events on two shards, out of each other's order. A message
+        # without it is hashed as every other such message is, onto one shard: no lie.
+        said = message.headers.get(DOSSIER_CODE)
+        if isinstance(said, bytes):
+            said = said.decode("utf-8", "replace")
+        if said is not None and str(said) != str(message.event.dossier_code):
+            raise InvalidMessage(
+                f"header {DOSSIER_CODE} names dossier {said!r}, the body "
+                f"{str(message.event.dossier_code)!r}",
                 reason="contract",
             )
         await call_next(message)

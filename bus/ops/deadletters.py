@@ -7,8 +7,10 @@ operator asking about another unit gets `Forbidden`, and the attempt is audited,
 replay and discard (who, when, what, how many).
 
 A replay publishes the original message again, body and identity untouched (its signature
-still verifies), to portal.sync through the default exchange, the way a retry tier returns
-a message, so the bus's headers survive. Its attempt count starts again and its failure
+still verifies), to the sync service as a retry tier returns a message: through the default
+exchange to portal.sync, or, with sync shards, through the shards exchange, whose hash of
+its x-dossier-code header picks its shard (`sync_route`); both are closed to connectors, so
+the bus's headers survive. Its attempt count starts again and its failure
 headers are dropped; it says who replayed it and how many times. If it fails again it goes
 through the normal retries back to the dead-letter queue, and, once collected, back to its
 row, waiting, with one more failure in its history: nothing replays by itself, so nothing
@@ -37,7 +39,7 @@ from bus.ops.operator import Operator
 from bus.ops.store import OpsStore
 from bus.publisher import Publisher
 from bus.settings import Settings
-from bus.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, SYNC_QUEUE
+from bus.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, SYNC_QUEUE, sync_route
 
 log = structlog.get_logger(__name__)
 
@@ -161,12 +163,13 @@ class DeadLetters:
     async def replay(
         self, operator: Operator, ids: Sequence[str], *, target: str | None = None
     ) -> int:
-        """Send these dead letters back to portal.sync; how many were (those not waiting
-        are left alone). `target` names the filter that chose them, for the audit log."""
+        """Send these dead letters back to the sync service; how many were (those not
+        waiting are left alone). `target` names the filter that chose them, for the audit log."""
         letters = await self._acting(operator, ids, audit.REPLAY, target)
         publisher = self._publisher_now()
+        route = sync_route(self._settings)
         sent = [
-            (letter, await publisher.send(replay_message(letter, operator.name)))
+            (letter, await publisher.send(replay_message(letter, operator.name, route=route)))
             for letter in letters
         ]
         outcomes = await asyncio.gather(*(confirm for _, confirm in sent), return_exceptions=True)
@@ -253,13 +256,17 @@ class DeadLetters:
         return self._publisher
 
 
-def replay_message(letter: DeadLetter, by: str) -> Outgoing:
-    """The dead letter as it first arrived, addressed to portal.sync again."""
+def replay_message(
+    letter: DeadLetter, by: str, *, route: tuple[str, str] = ("", SYNC_QUEUE)
+) -> Outgoing:
+    """The dead letter as it first arrived, its x-dossier-code header included, addressed to
+    the sync service again: `route` is `sync_route(settings)`."""
     kept: dict[str, Any] = {k: v for k, v in letter.headers.items() if k not in _NOT_REPLAYED}
     kept.setdefault(headers.ORIGINAL_EXCHANGE, EVENTS_EXCHANGE)
+    exchange, key = route
     return Outgoing(
-        exchange="",
-        routing_key=SYNC_QUEUE,
+        exchange=exchange,
+        routing_key=key,
         body=letter.body,
         headers={
             **kept,

@@ -1,11 +1,12 @@
 """Re-send a unit's history from the `dossier.audit` stream: `bus replay --unit H29 --since T`.
 
 For when the portal lost what it had been sent (restored from a backup, a bug on its side):
-every event of the unit the stream received since T goes back to portal.sync, through the
-default exchange with its original routing key in the bus's header, as a retry tier would
-return it. Body and identity are untouched, so signatures verify; the sync service's version
-guard drops what the state store says the portal already has. Reading stops at the stream's
-end as it was when the command started.
+every event of the unit the stream received since T goes back to the sync service, as a
+retry tier would return it: through the default exchange to portal.sync, or through the
+shards exchange to its dossier's shard (`sync_route`; its x-dossier-code header goes along),
+with its original routing key in the bus's header. Body and identity are untouched, so
+signatures verify; the sync service's version guard drops what the state store says the
+portal already has. Reading stops at the stream's end as it was when the command started.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ log = structlog.get_logger(__name__)
 class Resent:
     unit: str
     read: int = 0  # messages of every unit read from the stream
-    sent: int = 0  # events of the unit sent back to portal.sync, confirmed
+    sent: int = 0  # events of the unit sent back to the sync service, confirmed
     failed: int = 0  # not confirmed by the broker
     end: int = 0  # the stream's last offset when the reading started
     first: int | None = None  # the first offset read
     errors: list[str] = field(default_factory=list)
+    to: str = SYNC_QUEUE  # where they went: portal.sync, or the shards exchange
 
     @property
     def total(self) -> int:
@@ -49,7 +51,7 @@ class Resent:
         return 0 if self.first is None else self.end - self.first + 1
 
     def __str__(self) -> str:
-        text = f"{self.unit}: {self.sent} events re-sent to {SYNC_QUEUE}, {self.read} read"
+        text = f"{self.unit}: {self.sent} events re-sent to {self.to}, {self.read} read"
         return text + (f", {self.failed} NOT confirmed" if self.failed else "")
 
 
@@ -63,15 +65,17 @@ async def resend_history(
     store: OpsStore | None = None,
     progress: Callable[[Resent], None] | None = None,
     window: int = 1000,
+    route: tuple[str, str] = ("", SYNC_QUEUE),
 ) -> Resent:
     """Re-send `unit`'s events the audit stream received since `since` (and, with `until`,
-    that occurred up to `until`); audited in `store` when there is one."""
+    that occurred up to `until`) along `route`, `sync_route(settings)`; audited in `store`
+    when there is one."""
     if not operator.may_act_on(unit):
         if store is not None:
             store.audit(_entry(operator, unit, since, 0, audit.FORBIDDEN, ""))
         raise Forbidden(operator.name, unit)
     publisher = Publisher(connection, window=window)
-    result = Resent(unit)
+    result = Resent(unit, to=route[0] or route[1])
     confirms: list[asyncio.Future[None]] = []
     latest = None if until is None else int(until.timestamp())
 
@@ -81,7 +85,7 @@ async def resend_history(
         if result.first is None:
             result.first = int(message.headers.get(OFFSET, 0))
         if _wanted(message, unit, latest):
-            confirms.append(await publisher.send(resent(message, operator.name)))
+            confirms.append(await publisher.send(resent(message, operator.name, route)))
         if progress is not None:
             progress(result)
 
@@ -98,8 +102,8 @@ async def resend_history(
     return result
 
 
-def resent(message: Message, by: str) -> Outgoing:
-    copy = message.forwarded("", SYNC_QUEUE, **{headers.REPLAYED_BY: by})
+def resent(message: Message, by: str, route: tuple[str, str] = ("", SYNC_QUEUE)) -> Outgoing:
+    copy = message.forwarded(*route, **{headers.REPLAYED_BY: by})
     return replace(copy, headers={k: v for k, v in copy.headers.items() if k != OFFSET})
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import IntEnum
@@ -32,7 +32,12 @@ import httpx
 import orjson
 import structlog
 
-from bus.errors import PortalLoginRejected, PortalProtocolError, PortalUnavailable
+from bus.errors import (
+    PortalLoginRejected,
+    PortalProtocolError,
+    PortalUnavailable,
+    Withdrawn,
+)
 from bus.sync.breaker import CircuitBreaker
 from bus.sync.ratelimit import TokenBucket
 
@@ -46,6 +51,9 @@ _SESSION_ERROR: Final = 401
 _NOT_FOUND: Final = 3
 _MAX_RETRY_AFTER: Final = 300.0  # seconds: a portal asking for an hour gets five minutes
 _SHOWN: Final = 300  # characters of a portal's message kept in an error
+
+
+Guard = Callable[[], bool]
 
 
 class ItemCode(IntEnum):
@@ -105,17 +113,24 @@ class PortalClient:
         return f"PortalClient({str(self._http.base_url)!r}, username={self.username!r})"
 
     async def upsert_dossiers(
-        self, madonvi: str, items: Sequence[dict[str, Any]], updating: bool
+        self,
+        madonvi: str,
+        items: Sequence[dict[str, Any]],
+        updating: bool,
+        *,
+        guard: Guard | None = None,
     ) -> list[ItemResult]:
-        """DongBoHoSoMC: create (`updating` False) or update dossiers; one result per item."""
+        """DongBoHoSoMC: create (`updating` False) or update dossiers; one result per item.
+        `guard`, asked right before the request leaves (after any wait for the breaker, a
+        free slot or a token): False withdraws the call (`Withdrawn`)."""
         fields = {"isUpdating": "True" if updating else "False", "data": items}
-        return await self._integration(madonvi, DOSSIER_SERVICE, items, fields)
+        return await self._integration(madonvi, DOSSIER_SERVICE, items, fields, guard)
 
     async def record_progress(
-        self, madonvi: str, items: Sequence[dict[str, Any]]
+        self, madonvi: str, items: Sequence[dict[str, Any]], *, guard: Guard | None = None
     ) -> list[ItemResult]:
         """CapNhatTienDoHoSoMC: add processing steps; one result per item."""
-        return await self._integration(madonvi, PROGRESS_SERVICE, items, {"data": items})
+        return await self._integration(madonvi, PROGRESS_SERVICE, items, {"data": items}, guard)
 
     async def lookup(self, madonvi: str, dossier_code: str) -> dict[str, Any] | None:
         """TraCuuHoSo: the portal's dossier item, its progress items under
@@ -152,10 +167,11 @@ class PortalClient:
         service: str,
         items: Sequence[dict[str, Any]],
         fields: dict[str, Any],
+        guard: Guard | None = None,
     ) -> list[ItemResult]:
         if not items:
             return []
-        answer = await self._call("/integration", madonvi, {"service": service, **fields})
+        answer = await self._call("/integration", madonvi, {"service": service, **fields}, guard)
         code = _error_code(answer)
         if code != 0:
             raise _refused(service, code, answer)
@@ -165,13 +181,15 @@ class PortalClient:
             raise PortalProtocolError(f"{service} answered {count} results for {len(items)} items")
         return [_item_result(service, item, line) for item, line in zip(items, result, strict=True)]
 
-    async def _call(self, path: str, madonvi: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def _call(
+        self, path: str, madonvi: str, fields: dict[str, Any], guard: Guard | None = None
+    ) -> dict[str, Any]:
         """One call, from the breaker's leave to an answer the portal gave."""
         await self._breaker.wait_until_closed_or_probe()
         async with self._slots:
             started = time.perf_counter()
             try:
-                answer = await self._with_session(path, madonvi, fields)
+                answer = await self._with_session(path, madonvi, fields, guard)
             except PortalUnavailable as error:
                 self._breaker.failure()
                 log.warning("portal unavailable", path=path, madonvi=madonvi, error=str(error))
@@ -192,15 +210,17 @@ class PortalClient:
         return answer
 
     async def _with_session(
-        self, path: str, madonvi: str, fields: dict[str, Any]
+        self, path: str, madonvi: str, fields: dict[str, Any], guard: Guard | None = None
     ) -> dict[str, Any]:
         token = await self._token(madonvi, stale=None)
-        answer = await self._post(path, madonvi, {"session": token, "madonvi": madonvi, **fields})
+        body = {"session": token, "madonvi": madonvi, **fields}
+        answer = await self._post(path, madonvi, body, guard)
         if _error_code(answer) != _SESSION_ERROR:
             return answer
         log.info("portal session rejected: logging in again", madonvi=madonvi)
         token = await self._token(madonvi, stale=token)
-        answer = await self._post(path, madonvi, {"session": token, "madonvi": madonvi, **fields})
+        body = {"session": token, "madonvi": madonvi, **fields}
+        answer = await self._post(path, madonvi, body, guard)
         if _error_code(answer) == _SESSION_ERROR:
             raise PortalUnavailable("the portal refused a session it had just opened")
         return answer
@@ -237,11 +257,15 @@ class PortalClient:
         # Renew a little before the portal would refuse it, rather than lose a call to it.
         return token, asyncio.get_running_loop().time() + lifetime - min(60.0, lifetime / 10)
 
-    async def _post(self, path: str, madonvi: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(
+        self, path: str, madonvi: str, body: dict[str, Any], guard: Guard | None = None
+    ) -> dict[str, Any]:
         """POST until the portal answers anything but 429; its JSON object."""
         content = orjson.dumps(body)
         for throttled in range(self._max_throttled + 1):
             await self._bucket.acquire()
+            if guard is not None and not guard():
+                raise Withdrawn(f"{path}: withdrawn before it was sent")
             try:
                 response = await self._http.post(
                     path, content=content, headers={"dstcode": madonvi}

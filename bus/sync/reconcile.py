@@ -3,7 +3,9 @@
 For every dossier of a unit the state store says was applied (since a moment, or ever), the
 portal is asked for its copy (TraCuuHoSo). A dossier the portal lacks, or holds differently
 from the snapshot the bus applied, is re-queued: the applied message, signature and all, goes
-back on portal.sync with a resync mark that lets the version guard apply it once more.
+back to the sync service (portal.sync, or the shards exchange, `sync_route`), with its
+x-dossier-code header, which picks its shard, and a resync mark that lets the version guard
+apply it once more.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ async def reconcile(
     publisher: Publisher,
     unit: str,
     *,
+    route: tuple[str, str] = ("", SYNC_QUEUE),
     since: datetime | None = None,
     concurrency: int = 8,
     progress: Callable[[Summary], None] = lambda _summary: None,
@@ -70,7 +73,7 @@ async def reconcile(
             summary.in_step += 1
         else:
             setattr(summary, verdict, getattr(summary, verdict) + 1)
-            await publisher.publish(_requeued(row))
+            await publisher.publish(_requeued(row, route))
             summary.requeued += 1
             log.info("re-queued for the portal", dossier_code=row.dossier_code, why=verdict)
         summary.checked += 1
@@ -109,12 +112,14 @@ def _same(applied: Dossier, held: dict[str, object]) -> bool:
         return False  # what the portal holds is not even valid: not what the bus sent
 
 
-def _requeued(row: AppliedRow) -> Outgoing:
+def _requeued(row: AppliedRow, route: tuple[str, str]) -> Outgoing:
+    exchange, key = route  # not dossier.events: the audit stream has this event already
     return Outgoing(
-        exchange="",  # straight to portal.sync: the audit stream has this event already
-        routing_key=SYNC_QUEUE,
+        exchange=exchange,
+        routing_key=key,
         body=row.body,
         headers={
+            # Its own headers, x-dossier-code among them: the same shard as the event had.
             **row.headers,
             headers.RESYNC: "reconcile",
             # Logs and metrics name the unit from the routing key the connector used.

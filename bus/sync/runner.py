@@ -1,4 +1,5 @@
-"""Build the sync service from the settings, and run it as a consumer of portal.sync."""
+"""Build the sync service from the settings, and run it as a consumer of portal.sync, or, as
+worker I of W, of the sync shards: its own first, the others as a standby."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from contextlib import asynccontextmanager
 import structlog
 
 from bus import runtime
-from bus.broker import Connection
+from bus.broker import Channel, Connection
 from bus.consumer import Consumer
+from bus.message import Message
 from bus.metrics import PORTAL_BREAKER_OPEN, PORTAL_BREAKER_OPENINGS
 from bus.middleware import standard
 from bus.probes import NotReady, ProbeServer
@@ -21,13 +23,40 @@ from bus.sync.portal import PortalClient
 from bus.sync.ratelimit import TokenBucket
 from bus.sync.service import SyncService
 from bus.sync.store import StateStore, open_store
-from bus.topology import SYNC_QUEUE
+from bus.topology import SHARDS_EXCHANGE, own_shards, sharded, sync_queues
 
 log = structlog.get_logger(__name__)
 
 
 class UnsignedRefused(Exception):
     """Signature checks are on by default: turning them off must be said out loud."""
+
+
+class WorkersRefused(Exception):
+    """A worker count or index the queues cannot serve in order."""
+
+
+def check_workers(settings: Settings) -> None:
+    """Several workers need shards: portal.sync has no single active consumer, and two
+    workers taking turns on one dossier's events could send them out of order."""
+    if settings.sync_worker_index >= settings.sync_workers:
+        raise WorkersRefused(
+            f"worker index {settings.sync_worker_index} is not below the worker count"
+            f" {settings.sync_workers} (indexes count from 0; --worker counts from 1)"
+        )
+    if settings.sync_workers > 1 and not sharded(settings):
+        raise WorkersRefused(
+            f"{settings.sync_workers} sync workers need BUS_SYNC_SHARDS above 1: the single"
+            " queue portal.sync can have only one sync worker"
+        )
+
+
+def worker_name(settings: Settings) -> str:
+    """The connection's name on the broker, where the management UI shows each shard's
+    active consumer: bus-sync, or bus-sync-2/3 for worker 2 of 3."""
+    if settings.sync_workers == 1:
+        return "bus-sync"
+    return f"bus-sync-{settings.sync_worker_index + 1}/{settings.sync_workers}"
 
 
 def key_ring(settings: Settings) -> KeyRing | None:
@@ -71,10 +100,16 @@ async def portal_client(settings: Settings) -> AsyncIterator[PortalClient]:
 
 
 async def run_sync(settings: Settings, *, until_idle: float | None = None) -> None:
-    """Consume portal.sync until SIGTERM (or, with `until_idle`, until it stays empty)."""
+    """Consume the sync queues until SIGTERM (or, with `until_idle`, until they stay empty)."""
+    check_workers(settings)
     keys = key_ring(settings)
     store = open_store(settings.state_url.get_secret_value())
     async with store, portal_client(settings) as portal:
+        consumer: Consumer | None = None
+
+        def holds(message: Message) -> bool:
+            return consumer is not None and consumer.holds(message)
+
         service = SyncService(
             store,
             portal,
@@ -82,17 +117,30 @@ async def run_sync(settings: Settings, *, until_idle: float | None = None) -> No
             linger=settings.sync_linger,
             concurrency=settings.sync_concurrency,
             cache_size=settings.sync_cache_dossiers,
+            lease=holds,
         )
-        await service.resume()
-        connection = Connection.from_settings(settings, name="bus-sync")
+        connection = Connection.from_settings(settings, name=worker_name(settings))
         publisher = Publisher(connection, window=settings.publish_window)
+
+        async def reopened(channel: Channel) -> None:
+            # Before the consumer subscribes again (listeners run in turn): a failing store
+            # read fails the reopen, and the connection tries again.
+            await channel.close()
+            await service.reopen()
+
+        connection.on_open(reopened)
+        queues = sync_queues(settings)
+        own = len(own_shards(settings)) if sharded(settings) else 1
         consumer = Consumer(
             connection,
-            SYNC_QUEUE,
+            queues[:own],
             service.handle,
-            middleware=standard(SYNC_QUEUE, publisher, settings, keys),
+            middleware=lambda queue: standard(queue, publisher, settings, keys),
             prefetch=settings.prefetch,
+            standby=queues[own:],
+            internal=(SHARDS_EXCHANGE,),
         )
+        log.info("sync worker", queues=queues[:own], standby=queues[own:])
         probes = _probes(settings, connection, store)
         if probes is not None:
             await probes.start()  # before the broker: /healthz answers while it connects

@@ -20,6 +20,13 @@ For each event, in order:
    again as an update, "does not exist" as a creation.
 4. Only when the portal has accepted an update is it recorded in the state store; only then
    is the message acked.
+5. Only what is still ours is sent. Several sync workers share the shards of the sync
+   queue, each shard with a single active consumer; a shard moves to another worker when
+   its consumer's channel dies. A message that came on a channel since closed is given
+   again by the broker, maybe to another worker: it is withdrawn (retried, never sent from
+   here), checked right before each portal call leaves. And since another worker may have
+   applied this worker's dossiers meanwhile, every (re)open of the connection empties the
+   cache and reads the doubts back from the store, which the workers share (`reopen`).
 
 A portal that is down raises PortalUnavailable (the retry tiers take over) until the
 circuit breaker opens; from then on calls wait for it, so messages stay unacked and the
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +45,7 @@ from typing import Any
 import structlog
 
 from bus import headers
-from bus.errors import PortalRejected
+from bus.errors import PortalRejected, Withdrawn
 from bus.logging import handling
 from bus.message import Message
 from bus.metrics import SYNC_LAG_SECONDS, SYNC_UPDATES, labelled
@@ -97,9 +105,13 @@ class SyncService:
         linger: float = 0.005,
         concurrency: int = 4,
         cache_size: int = 20_000,
+        lease: Callable[[Message], bool] | None = None,
     ) -> None:
+        """`lease(message)`: whether a message being handled is still this service's to
+        send (the consumer's `holds`); by default every one is."""
         self._store = store
         self._portal = portal
+        self._lease = lease or (lambda _message: True)
         self._batcher: Batcher[Update] = Batcher(
             self._send, size=batch_size, linger=linger, concurrency=concurrency
         )
@@ -107,8 +119,9 @@ class SyncService:
         self._sending: dict[str, Update] = {}  # in a batch on its way
         # The newest seq per dossier whose batch failed after it may have reached the portal.
         self._in_doubt: OrderedDict[str, int] = OrderedDict()
-        # What the store holds, for the dossiers seen lately: this process is the only
-        # writer for its dossiers, so the cache is never behind the store.
+        # What the store holds, for the dossiers seen lately: while this worker holds a
+        # dossier's shard it is the only writer of the dossier, so the cache is never behind
+        # the store; it is emptied whenever the worker may have lost a shard (`reopen`).
         self._applied: OrderedDict[str, Applied] = OrderedDict()
         self._cache_size = cache_size
 
@@ -143,6 +156,17 @@ class SyncService:
         """Take back the doubts an earlier run of the service left in the store."""
         for code, seq in (await self._store.doubts()).items():
             self._in_doubt[code] = max(seq, self._in_doubt.get(code, seq))
+
+    async def reopen(self) -> None:
+        """The connection to the broker (re)opened. While it was down, the shards it held
+        went to other workers, which may have applied newer events of its dossiers: forget
+        the cache, withdraw what still waits for its batch from the lost connection, and
+        read the doubts back from the store. Doubts kept in memory stay: one the store no
+        longer has was settled by an event at least as new, so it stops only stale ones."""
+        self._applied.clear()
+        for update in list(self._queued.values()):
+            self._still_held([update])
+        await self.resume()
 
     async def close(self) -> None:
         await self._batcher.close()
@@ -216,7 +240,27 @@ class SyncService:
         if self._in_doubt.get(code, -1) <= update.event.seq:
             self._in_doubt.pop(code, None)
 
+    def _still_held(self, updates: list[Update]) -> list[Update]:
+        """The updates still ours to send; the others are withdrawn (retried)."""
+        held = []
+        for update in updates:
+            if self._lease(update.message):
+                held.append(update)
+                continue
+            code = str(update.event.dossier_code)
+            if self._queued.get(code) is update:
+                del self._queued[code]
+            if not update.done.done():
+                update.done.set_exception(Withdrawn("its channel closed before it was sent"))
+        return held
+
+    def _guard(self, updates: list[Update]) -> Callable[[], bool]:
+        return lambda: all(self._lease(update.message) for update in updates)
+
     async def _apply(self, agency: str, updates: list[Update]) -> None:
+        updates = self._still_held(updates)
+        if not updates:
+            return
         known = await self._known(updates)
         accepted = await self._write_dossiers(agency, updates, known)
         accepted = await self._write_progress(agency, accepted, known)
@@ -226,7 +270,9 @@ class SyncService:
         rows = [self._row(update, now) for update in accepted]
         await self._store.record(rows)
         for update, row in zip(accepted, rows, strict=True):
-            self._remember(Applied(row.dossier_code, row.seq, row.progress_count, True))
+            if self._lease(update.message):
+                # Not otherwise: the dossier's shard may be another worker's by now.
+                self._remember(Applied(row.dossier_code, row.seq, row.progress_count, True))
             self._settle_doubt(update)
             unit = update.event.unit
             labelled(SYNC_UPDATES, unit, "applied").inc()
@@ -245,11 +291,14 @@ class SyncService:
         accepted: list[Update] = []
         for _round in range(2):  # a second round for "exists" / "missing" answers
             retry: dict[bool, list[Update]] = {True: [], False: []}
-            for updating, group in pending.items():
+            for updating, found in pending.items():
+                group = self._still_held(found)
                 if not group:
                     continue
                 items = [to_dossier_item(update.dossier) for update in group]
-                results = await self._portal.upsert_dossiers(agency, items, updating=updating)
+                results = await self._portal.upsert_dossiers(
+                    agency, items, updating=updating, guard=self._guard(group)
+                )
                 for update, result in zip(group, results, strict=True):
                     if result.code == 0:
                         accepted.append(update)
@@ -266,7 +315,9 @@ class SyncService:
     async def _write_progress(
         self, agency: str, updates: list[Update], known: dict[str, Applied | None]
     ) -> list[Update]:
-        """Send the processing steps the portal has not had; the updates still accepted."""
+        """Send the processing steps the portal has not had; the updates still accepted.
+        (Their dossiers are on the portal by now: one whose lease is lost is not dropped here
+        but withdrawn by the guard with the whole call, and so kept in doubt.)"""
         owners: list[Update] = []
         items: list[dict[str, str]] = []
         for update in updates:
@@ -275,7 +326,7 @@ class SyncService:
                 items.append(to_progress_item(update.dossier.code, step))
         if not items:
             return updates
-        results = await self._portal.record_progress(agency, items)
+        results = await self._portal.record_progress(agency, items, guard=self._guard(owners))
         for owner, result in zip(owners, results, strict=True):
             if result.code != 0 and not owner.done.done():
                 self._reject(owner, result)

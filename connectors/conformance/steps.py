@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from bus.metrics import MESSAGES
 from bus.publisher import event_message
-from bus.topology import SYNC_QUEUE
+from bus.topology import is_sync_queue
 from connectors.config import ConnectorConfig
 from connectors.conformance.errors import Stopped
 from connectors.conformance.report import Step
@@ -87,7 +87,7 @@ def _settled() -> Counter[str]:
     found: Counter[str] = Counter()
     for family in MESSAGES.collect():
         for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels.get("queue") == SYNC_QUEUE:
+            if sample.name.endswith("_total") and is_sync_queue(sample.labels.get("queue", "")):
                 found[sample.labels["outcome"]] += int(sample.value)
     return found
 

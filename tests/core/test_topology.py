@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bus import headers
 from bus.declarations import Declared, apply_topology
 from bus.errors import TopologyMismatch
 from bus.settings import Settings
@@ -14,15 +15,22 @@ from bus.topology import (
     AUDIT_STREAM,
     DEAD_LETTER_QUEUE,
     EVENTS_EXCHANGE,
+    HASH_HEADER,
     HEARTBEAT_STREAM,
+    SHARDS_EXCHANGE,
     SYNC_QUEUE,
     Topology,
     audit_stream,
     heartbeat_stream,
+    own_shards,
     retry_queue_name,
     retry_queues,
     retry_tier_for,
     routing_key,
+    shard_queue_name,
+    sync_queue,
+    sync_queues,
+    sync_route,
     topology,
 )
 from core.helpers import connected, declare_queue, management_get
@@ -219,3 +227,119 @@ def test_heartbeats_route_to_their_own_stream_and_nowhere_near_the_sync_queue() 
     assert wanted[HEARTBEAT_STREAM] == heartbeat_stream()
     assert heartbeat_stream().bindings == ((EVENTS_EXCHANGE, routing_key("*", "heartbeat")),)
     assert (EVENTS_EXCHANGE, "*.heartbeat") not in wanted[SYNC_QUEUE].bindings
+
+
+# Sharded sync
+
+
+def test_one_shard_is_the_single_queue_portal_sync_as_before() -> None:
+    settings = Settings(sync_shards=1)
+
+    wanted = topology(settings)
+
+    assert [exchange.name for exchange in wanted.exchanges] == [EVENTS_EXCHANGE]
+    assert wanted.queues[0] == sync_queue(settings)
+    assert sync_queues(settings) == (SYNC_QUEUE,)
+    assert sync_route(settings) == ("", SYNC_QUEUE)
+    assert retry_tier_for(1, settings) == "portal.sync.retry.1"
+
+
+def test_four_shards_are_quorum_queues_with_one_active_consumer_behind_a_hash_exchange() -> None:
+    settings = Settings(sync_shards=4, delivery_limit=20)
+
+    wanted = topology(settings)
+
+    exchanges = {exchange.name: exchange for exchange in wanted.exchanges}
+    shards = exchanges[SHARDS_EXCHANGE]
+    assert (shards.type, shards.arguments) == ("x-consistent-hash", {"hash-header": HASH_HEADER})
+    assert HASH_HEADER == headers.DOSSIER_CODE
+    assert set(shards.bindings) == {(EVENTS_EXCHANGE, f"*.{name}") for name in EVENT_TYPES}
+    queues = {queue.name: queue for queue in wanted.queues}
+    assert SYNC_QUEUE not in queues
+    for shard in range(4):
+        queue = queues[f"portal.sync.shard.{shard}"]
+        assert queue.arguments == {
+            "x-queue-type": "quorum",
+            "x-single-active-consumer": True,
+            "x-delivery-limit": 20,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+        assert queue.bindings == ((SHARDS_EXCHANGE, "1"),)
+    assert "portal.sync.shard.4" not in queues
+    assert sync_route(settings) == (SHARDS_EXCHANGE, "")
+
+
+def test_with_shards_the_retry_tiers_are_their_own_and_send_messages_back_through_the_hash() -> (
+    None
+):
+    settings = Settings(sync_shards=4, retry_delays=(0.5, 10.0))
+
+    queues = retry_queues(settings)
+
+    assert [queue.name for queue in queues] == [
+        "portal.sync.shards.retry.1",
+        "portal.sync.shards.retry.2",
+    ]
+    for queue in queues:
+        assert queue.arguments["x-dead-letter-exchange"] == SHARDS_EXCHANGE
+        assert "x-dead-letter-routing-key" not in queue.arguments
+        assert queue.arguments["x-dead-letter-strategy"] == "at-least-once"
+    assert retry_tier_for(1, settings) == "portal.sync.shards.retry.1"
+    assert retry_queue_name(2, 4) != retry_queue_name(2)
+
+
+@pytest.mark.parametrize(("workers", "index", "own"), [(3, 0, [0, 3]), (3, 1, [1]), (3, 2, [2])])
+def test_a_worker_subscribes_to_its_own_shards_first_then_to_every_other(
+    workers: int, index: int, own: list[int]
+) -> None:
+    settings = Settings(sync_shards=4, sync_workers=workers, sync_worker_index=index)
+
+    queues = sync_queues(settings)
+
+    assert own_shards(settings) == tuple(own)
+    assert list(queues[: len(own)]) == [shard_queue_name(shard) for shard in own]
+    assert sorted(queues) == [shard_queue_name(shard) for shard in range(4)]
+
+
+def test_every_shard_is_the_own_shard_of_exactly_one_worker() -> None:
+    owners = [
+        shard
+        for index in range(3)
+        for shard in own_shards(Settings(sync_shards=8, sync_workers=3, sync_worker_index=index))
+    ]
+
+    assert sorted(owners) == list(range(8))
+
+
+def test_apply_topology_with_four_shards_binds_the_hash_exchange_to_the_events_exchange(
+    vhost: str, management_url: str
+) -> None:
+    wanted = topology(Settings(sync_shards=4))
+
+    declared, mismatches = applied(vhost, wanted)
+
+    assert mismatches == []
+    exchange = management_get(management_url, f"exchanges/{{vhost}}/{SHARDS_EXCHANGE}", vhost)
+    assert (exchange["type"], exchange["arguments"]) == (
+        "x-consistent-hash",
+        {"hash-header": "x-dossier-code"},
+    )
+    exchange_bindings = {
+        (binding["source"], binding["routing_key"])
+        for binding in management_get(management_url, "bindings/{vhost}", vhost)
+        if binding["destination"] == SHARDS_EXCHANGE and binding["destination_type"] == "exchange"
+    }
+    assert exchange_bindings == {(EVENTS_EXCHANGE, f"*.{name}") for name in EVENT_TYPES}
+    for queue in wanted.queues:
+        held = broker_queue(management_url, vhost, queue.name)
+        assert held["arguments"] == queue.arguments, queue.name
+        assert bindings_to(management_url, vhost, queue.name) == set(queue.bindings), queue.name
+    # The events exchange is bound last, once every shard is bound behind it.
+    kinds = [(d.kind, d.name) for d in declared]
+    last_shard = kinds.index(("binding", f"{SHARDS_EXCHANGE} → portal.sync.shard.3"))
+    assert kinds.index(("binding", f"{EVENTS_EXCHANGE} → {SHARDS_EXCHANGE}")) > last_shard
+    second, _ = applied(vhost, wanted)
+    assert second == declared

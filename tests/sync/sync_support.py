@@ -209,14 +209,16 @@ UNSETTLED = frozenset({"retried", "failed"})
 
 
 def outcomes(unit: str = UNIT) -> Counter[str]:
-    """Messages of portal.sync finished so far for `unit`, by outcome (bus_messages_total)."""
+    """Messages of portal.sync, or of its shards, finished so far for `unit`, by outcome
+    (bus_messages_total)."""
     found: Counter[str] = Counter()
     for family in REGISTRY.collect():
         if family.name != "bus_messages":
             continue
         for s in family.samples:
-            where = (s.labels.get("queue"), s.labels.get("unit"))
-            if s.name.endswith("_total") and where == (SYNC_QUEUE, unit):
+            queue = str(s.labels.get("queue"))
+            sync = queue == SYNC_QUEUE or queue.startswith(f"{SYNC_QUEUE}.shard.")
+            if s.name.endswith("_total") and sync and s.labels.get("unit") == unit:
                 found[s.labels["outcome"]] += int(s.value)
     return found
 

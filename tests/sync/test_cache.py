@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.message import Message
-from bus.sync.portal import ItemResult
+from bus.sync.portal import Guard, ItemResult
 from bus.sync.service import SyncService
 from bus.sync.store import open_store
 from factories import AGENCY, a_dossier, a_status_changed
@@ -24,13 +24,18 @@ class Portal:
         self.calls: list[tuple[str, str, bool | None]] = []
 
     async def upsert_dossiers(
-        self, madonvi: str, items: Sequence[dict[str, Any]], updating: bool
+        self,
+        madonvi: str,
+        items: Sequence[dict[str, Any]],
+        updating: bool,
+        *,
+        guard: Guard | None = None,
     ) -> list[ItemResult]:
         self.calls += [("dossier", item["MaHoSo"], updating) for item in items]
         return [ItemResult(item["MaHoSo"], 0, "") for item in items]
 
     async def record_progress(
-        self, madonvi: str, items: Sequence[dict[str, Any]]
+        self, madonvi: str, items: Sequence[dict[str, Any]], *, guard: Guard | None = None
     ) -> list[ItemResult]:
         self.calls += [("step", item["MaHoSo"], None) for item in items]
         return [ItemResult(item["MaHoSo"], 0, "") for item in items]

@@ -13,7 +13,7 @@ import pytest
 
 from bus.errors import PortalUnavailable
 from bus.message import Message
-from bus.sync.portal import ItemResult
+from bus.sync.portal import Guard, ItemResult
 from bus.sync.service import SyncService
 from bus.sync.store import StateStore, open_store
 from factories import a_dossier, a_status_changed
@@ -28,12 +28,17 @@ class Portal:
         self.applied: list[str] = []
 
     async def upsert_dossiers(
-        self, madonvi: str, items: Sequence[dict[str, Any]], updating: bool
+        self,
+        madonvi: str,
+        items: Sequence[dict[str, Any]],
+        updating: bool,
+        *,
+        guard: Guard | None = None,
     ) -> list[ItemResult]:
         return self._answer(items)
 
     async def record_progress(
-        self, madonvi: str, items: Sequence[dict[str, Any]]
+        self, madonvi: str, items: Sequence[dict[str, Any]], *, guard: Guard | None = None
     ) -> list[ItemResult]:
         return self._answer(items)
 

@@ -20,6 +20,8 @@ Two backends behind one interface, chosen by URL (`open_store`):
   WAL mode with synchronous=NORMAL, so a commit costs no fsync (a checkpoint now and then
   does). `SqliteStore` says which calls run on the event loop and which on its thread.
 - `postgresql://...`: psycopg 3, async, for several sync processes sharing one state.
+Sync workers sharing the shards must share one store (PostgreSQL, or one SQLite file on one
+machine): a shard that moves brings its dossiers' state with it only through the store.
 """
 
 from __future__ import annotations

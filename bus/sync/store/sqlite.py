@@ -1,5 +1,7 @@
 """The SQLite backend: one file, WAL mode, synchronous=NORMAL, so a commit costs no fsync (a
-checkpoint now and then does)."""
+checkpoint now and then does). Several sync workers on one machine may share the file: WAL
+lets them read while one writes, each write takes the lock for its whole transaction
+(BEGIN IMMEDIATE), and a busy lock is waited for (busy_timeout), not failed on."""
 
 from __future__ import annotations
 
@@ -69,9 +71,11 @@ class SqliteStore(StateStore):
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; record() says BEGIN itself.
         db = sqlite3.connect(self.path, isolation_level=None)
+        # First: sync workers sharing the file start together, and another process writing
+        # (or turning WAL on) must make this one wait, not fail.
+        db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=5000")  # another process writing: wait, do not fail
         db.executescript(_SQLITE_SCHEMA)
         return db
 
