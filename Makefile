@@ -40,7 +40,7 @@ demo: install services
 # Every benchmark at its issue's size (chaos at its CI size), one JSON line each (about 12
 # minutes on 2 cores).
 # One alone: make bench BENCHES=sync
-BENCHES ?= contract publish consume sync connector chaos
+BENCHES ?= contract publish consume sync connector chaos scale
 bench: install services
 	@for name in $(BENCHES); do $(BIN)/python -m bench $$name --json || exit 1; done
 

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "sync": "bench.sync",
     "connector": "bench.connector",
     "chaos": "bench.chaos",
+    "scale": "bench.scale",
 }
 
 
