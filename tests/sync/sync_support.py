@@ -34,6 +34,7 @@ from prometheus_client import REGISTRY
 
 from bus.broker import Connection
 from bus.declarations import apply_topology
+from bus.message import Message
 from bus.portal_sim import InProcessServer, Options
 from bus.publisher import EventPublisher, Publisher
 from bus.settings import Settings
@@ -41,7 +42,7 @@ from bus.signing import KeyRing, Signer, VerifyKey
 from bus.sync.runner import run_sync
 from bus.topology import DEAD_LETTER_QUEUE, SYNC_QUEUE, retry_queue_name, topology
 from connectors.sample import lifecycles
-from schemas import Dossier, Event
+from schemas import Dossier, Event, encode_event
 from schemas.wire import to_dossier_item, to_progress_item
 
 AGENCY = "000.00.01.H29"
@@ -334,3 +335,18 @@ def history(portal: Portal, dossiers: Lifecycles) -> History:
 
 def first(items: Sequence[str], count: int = 5) -> list[str]:
     return list(itertools.islice(items, count))
+
+
+def delivered(event: Event, generation: int = 1) -> Message:
+    """The event as the sync service's consumer hands it over, fresh from dossier.events."""
+    return Message(
+        body=encode_event(event),
+        exchange="dossier.events",
+        routing_key=f"{event.unit}.{event.event_type}",
+        headers={},
+        redelivered=False,
+        delivery_tag=event.seq,
+        message_id=str(event.event_id),
+        event=event,
+        generation=generation,
+    )

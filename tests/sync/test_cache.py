@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sync_support import delivered
+
 from bus.message import Message
 from bus.sync.portal import Guard, ItemResult
 from bus.sync.service import SyncService
 from bus.sync.store import open_store
 from factories import AGENCY, a_dossier, a_status_changed
-from schemas import Dossier, encode_event
+from schemas import Dossier
 
 
 class Portal:
@@ -42,17 +44,7 @@ class Portal:
 
 
 def a_message(dossier: Dossier, seq: int) -> Message:
-    event = a_status_changed(seq, dossier=dossier)
-    return Message(
-        body=encode_event(event),
-        exchange="dossier.events",
-        routing_key="H29.status_changed",
-        headers={},
-        redelivered=False,
-        delivery_tag=seq,
-        message_id=str(event.event_id),
-        event=event,
-    )
+    return delivered(a_status_changed(seq, dossier=dossier))
 
 
 def with_two_steps(dossier: Dossier) -> Dossier:

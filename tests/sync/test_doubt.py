@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_support import delivered
 
 from bus.errors import PortalUnavailable
 from bus.message import Message
@@ -17,7 +18,7 @@ from bus.sync.portal import Guard, ItemResult
 from bus.sync.service import SyncService
 from bus.sync.store import StateStore, open_store
 from factories import a_dossier, a_status_changed
-from schemas import DossierStatus, encode_event
+from schemas import DossierStatus
 
 
 class Portal:
@@ -50,17 +51,7 @@ class Portal:
 
 
 def a_message(seq: int, status: int) -> Message:
-    event = a_status_changed(seq, dossier=a_dossier(status=DossierStatus(status)))
-    return Message(
-        body=encode_event(event),
-        exchange="dossier.events",
-        routing_key="H29.status_changed",
-        headers={},
-        redelivered=False,
-        delivery_tag=seq,
-        message_id=str(event.event_id),
-        event=event,
-    )
+    return delivered(a_status_changed(seq, dossier=a_dossier(status=DossierStatus(status))))
 
 
 async def handled(store: StateStore, portal: Portal, *messages: Message) -> list[str]:

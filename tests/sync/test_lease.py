@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sync_support import delivered
 
 from bus.errors import Withdrawn
 from bus.message import Message
@@ -21,7 +22,6 @@ from bus.sync.ratelimit import TokenBucket
 from bus.sync.service import SyncService
 from bus.sync.store import open_store
 from factories import a_dossier, a_status_changed
-from schemas import encode_event
 
 
 class Portal:
@@ -56,18 +56,7 @@ class Portal:
 
 
 def a_message(seq: int, generation: int = 1) -> Message:
-    event = a_status_changed(seq, dossier=a_dossier())
-    return Message(
-        body=encode_event(event),
-        exchange="dossier.events",
-        routing_key="H29.status_changed",
-        headers={},
-        redelivered=False,
-        delivery_tag=seq,
-        message_id=str(event.event_id),
-        event=event,
-        generation=generation,
-    )
+    return delivered(a_status_changed(seq, dossier=a_dossier()), generation)
 
 
 def test_a_message_whose_channel_closed_before_its_batch_left_is_withdrawn_not_sent(
