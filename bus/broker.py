@@ -14,7 +14,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 import pika.channel
@@ -24,14 +24,11 @@ import pika.spec
 import structlog
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.adapters.utils.connection_workflow import AMQPConnectorException
-from pydantic import SecretStr
 
 from bus.errors import BusError, TopologyMismatch
 from bus.message import Message, Outgoing
+from bus.settings import Settings, broker_urls
 from bus.tls import BrokerTlsError, TlsFiles
-
-if TYPE_CHECKING:
-    from bus.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -54,29 +51,6 @@ class ChannelClosed(BusError):
         super().__init__(f"{code} {text}")
         self.code = code
         self.text = text
-
-
-# A comma starts another URL only where one begins: a comma inside a password or a query
-# stays where it is.
-_NEXT_URL = re.compile(r"\s*,\s*(?=amqps?://)", re.IGNORECASE)
-
-
-def broker_urls(urls: str) -> list[str]:
-    """The broker URLs of a `BUS_AMQP_URL`: one, or the nodes of a cluster separated by
-    commas (`amqp://u:p@rabbit-1/%2F,amqp://u:p@rabbit-2/%2F`), in the order they are tried."""
-    found = [url for url in _NEXT_URL.split(urls.strip()) if url]
-    if not found:
-        raise ValueError("no broker URL given")
-    for url in found:
-        if not url.lower().startswith(("amqp://", "amqps://")):
-            raise ValueError(f"a broker URL starts with amqp:// or amqps://, not {url[:8]!r}")
-    return found
-
-
-def first_broker_url(urls: str) -> str:
-    """The first of the broker URLs of a `BUS_AMQP_URL`: where the tools that need one node
-    (its management API, its virtual host) look."""
-    return broker_urls(urls)[0]
 
 
 _INEQUIVALENT = re.compile(
@@ -364,13 +338,8 @@ class Connection:
         """The connection to the broker (or the cluster's nodes) of `BUS_AMQP_URL`, with its
         TLS files and `BUS_AMQP_PASSWORD_FILE`'s password in each URL; backoff up to
         `BUS_RECONNECT_MAX_DELAY` unless `max_delay` says otherwise."""
-        urls = [
-            # The settings' own substitution, one URL at a time.
-            settings.model_copy(update={"amqp_url": SecretStr(url)}).broker_url()
-            for url in broker_urls(settings.amqp_url.get_secret_value())
-        ]
         return cls(
-            urls,
+            settings.broker_url(),
             name=name,
             max_delay=settings.reconnect_max_delay if max_delay is None else max_delay,
             tls=TlsFiles.from_settings(settings),

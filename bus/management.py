@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-from bus.broker import broker_urls, first_broker_url
+from bus.settings import broker_urls, first_broker_url
 
 MANAGEMENT_PORT: Final = 15672
 EVERYTHING: Final = {"configure": ".*", "write": ".*", "read": ".*"}

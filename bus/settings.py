@@ -3,6 +3,7 @@ passed down; no other module reads the environment."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -165,13 +166,40 @@ class Settings(BaseSettings):
         return path
 
     def broker_url(self) -> str:
-        """BUS_AMQP_URL, with the password of BUS_AMQP_PASSWORD_FILE when one is set."""
-        url = self.amqp_url.get_secret_value()
+        """BUS_AMQP_URL, every node of it with the password of BUS_AMQP_PASSWORD_FILE when
+        one is set."""
+        urls = self.amqp_url.get_secret_value()
         if self.amqp_password_file is None:
-            return url
-        password = self.amqp_password_file.read_text("utf-8").strip()
-        parts = urlsplit(url)
-        userinfo, _, host = parts.netloc.rpartition("@")
-        user = userinfo.partition(":")[0]  # as the URL spells it, percent-encoded
-        netloc = f"{user}:{quote(password, safe='')}@{host}"
-        return urlunsplit(parts._replace(netloc=netloc))
+            return urls
+        password = quote(self.amqp_password_file.read_text("utf-8").strip(), safe="")
+        return ",".join(_with_password(url, password) for url in broker_urls(urls))
+
+
+def _with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]  # as the URL spells it, percent-encoded
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+
+
+# A comma starts another URL only where one begins: a comma inside a password or a query
+# stays where it is.
+_NEXT_URL = re.compile(r"\s*,\s*(?=amqps?://)", re.IGNORECASE)
+
+
+def broker_urls(urls: str) -> list[str]:
+    """The broker URLs of a `BUS_AMQP_URL`: one, or the nodes of a cluster separated by
+    commas (`amqp://u:p@rabbit-1/%2F,amqp://u:p@rabbit-2/%2F`), in the order they are tried."""
+    found = [url for url in _NEXT_URL.split(urls.strip()) if url]
+    if not found:
+        raise ValueError("no broker URL given")
+    for url in found:
+        if not url.lower().startswith(("amqp://", "amqps://")):
+            raise ValueError(f"a broker URL starts with amqp:// or amqps://, not {url[:8]!r}")
+    return found
+
+
+def first_broker_url(urls: str) -> str:
+    """The first of the broker URLs of a `BUS_AMQP_URL`: where the tools that need one node
+    (its management API, its virtual host) look."""
+    return broker_urls(urls)[0]

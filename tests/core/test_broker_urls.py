@@ -14,9 +14,9 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
-from bus.broker import BrokerUnavailable, Connection, broker_urls, first_broker_url
+from bus.broker import BrokerUnavailable, Connection
 from bus.management import management_url_for
-from bus.settings import Settings
+from bus.settings import Settings, broker_urls, first_broker_url
 from bus.tls import BrokerTlsError, TlsFiles
 
 NODE_1 = "amqp://igate:secret@rabbit-1:5672/%2F"
