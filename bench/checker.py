@@ -30,33 +30,56 @@ caller: the campaign's sources write only valid events, so every dead letter is 
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 Item = Mapping[str, Any]
+Key = bytes  # an item's identity, see `key`
 
 
-@dataclass(frozen=True)
+def key(item: Item) -> Key:
+    """An item's identity: a digest of its JSON with sorted keys. A soak's truth holds
+    millions of versions; 16 bytes each, not the item, keeps it in memory."""
+    return hashlib.blake2b(orjson.dumps(item, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
 class Version:
-    """One version of a dossier at its source, as the portal would hold it."""
+    """One version of a dossier at its source, as the portal would hold it: the identities
+    of its DongBoHoSoMC item and of its CapNhatTienDoHoSoMC steps."""
 
     seq: int
-    item: Item
-    steps: Sequence[Item]
+    item: Key
+    steps: tuple[Key, ...]
+
+    @classmethod
+    def of(cls, seq: int, item: Item, steps: Iterable[Item]) -> Version:
+        return cls(seq, key(item), tuple(map(key, steps)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Held:
     """What the portal holds of one dossier: its item, its steps, and its DongBoHoSoMC
-    history in the order applied, as (changed, item) pairs."""
+    history in the order applied, as (changed, item) pairs; identities all."""
 
-    item: Item
-    steps: Sequence[Item]
-    history: Sequence[tuple[bool, Item]]
+    item: Key
+    steps: tuple[Key, ...]
+    history: tuple[tuple[bool, Key], ...]
+
+    @classmethod
+    def of(cls, item: Item, steps: Iterable[Item], history: Iterable[tuple[bool, Item]]) -> Held:
+        return cls(
+            key(item), tuple(map(key, steps)), tuple((changed, key(i)) for changed, i in history)
+        )
+
+    def holds(self, version: Version) -> bool:
+        """The portal holds `version` as it is: its item and exactly its steps."""
+        return self.item == version.item and self.steps == version.steps
 
 
 @dataclass
@@ -86,11 +109,6 @@ class Verdict:
             shown.append(code)
 
 
-def key(item: Item) -> bytes:
-    """An item's identity: its JSON with sorted keys."""
-    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-
-
 def check(
     truth: Mapping[str, Sequence[Version]], held: Mapping[str, Held], dead_lettered: int = 0
 ) -> Verdict:
@@ -107,13 +125,13 @@ def check(
 
 
 def check_dossier(code: str, versions: Sequence[Version], record: Held, verdict: Verdict) -> None:
-    seqs: dict[bytes, list[int]] = {}
+    seqs: dict[Key, list[int]] = {}
     for version in versions:
-        seqs.setdefault(key(version.item), []).append(version.seq)
+        seqs.setdefault(version.item, []).append(version.seq)
     position: int | None = None
     applied: set[int] = set()
     for changed, item in record.history:
-        matches = seqs.get(key(item))
+        matches = seqs.get(item)
         if matches is None:
             verdict.failed("unexpected", code)
             continue
@@ -129,15 +147,11 @@ def check_dossier(code: str, versions: Sequence[Version], record: Held, verdict:
         else:
             verdict.failed("stale_applied", code)
     final = versions[-1]
-    known_steps = {key(step) for version in versions for step in version.steps}
-    extra = [step for step in record.steps if key(step) not in known_steps]
+    known_steps = {step for version in versions for step in version.steps}
+    extra = [step for step in record.steps if step not in known_steps]
     if extra:
         verdict.failed("unexpected", code, len(extra))
-    if key(record.item) in seqs and (
-        key(record.item) != key(final.item) or _missing_steps(final.steps, record.steps)
+    if record.item in seqs and (
+        record.item != final.item or Counter(final.steps) - Counter(record.steps)
     ):
         verdict.failed("lost", code)
-
-
-def _missing_steps(wanted: Sequence[Item], have: Sequence[Item]) -> bool:
-    return bool(Counter(map(key, wanted)) - Counter(map(key, have)))

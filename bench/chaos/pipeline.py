@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 from bench.chaos.schedule import Schedule, inject
-from bench.checker import Held, Version, key
+from bench.checker import Held, Version
 from bench.faults import BrokerFaults, PortalFaults, Service, wait_http
 from bus import headers
 from bus.broker import Connection
@@ -35,7 +35,6 @@ from bus.topology import DEAD_LETTER_QUEUE, is_sync_queue, topology
 from connectors.config import load_config
 from connectors.sample.database import LocalDatabase
 from connectors.sample.files import FORMATS, export
-from connectors.sample.lifecycle import lifecycles
 from connectors.sample.local import LocalSystem
 from schemas.wire import to_dossier_item, to_progress_item
 
@@ -73,6 +72,7 @@ class Pipeline:
         self.restarts: dict[str, int] = {}  # services found dead that no fault killed
         self._busy: set[str] = set()
         self._writers: dict[str, Callable[[list[dict[str, Any]]], object]] = {}
+        self._truth: dict[str, list[Version]] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -207,11 +207,12 @@ class Pipeline:
         watcher = asyncio.create_task(self._watch())
         faults = asyncio.gather(*(lane(planned) for planned in schedule.lanes))
         try:
-            credit = 0.0
+            # Paced by the clock, not by ticks counted: a write takes time of its own, and a
+            # soak of M minutes must write its events in M minutes.
+            before = self.written
             while not self.finished:
-                credit += rate * TICK
-                await self._write(int(credit))
-                credit -= int(credit)
+                due = rate * (time.monotonic() - started) - (self.written - before)
+                await self._write(max(0, int(due)))
                 await asyncio.sleep(TICK)
             await faults
         finally:
@@ -264,8 +265,8 @@ class Pipeline:
         held = self._records()
         behind = sum(
             1 for code, final in finals.items()
-            if (r := held.get(code)) is None or key(r["item"]) != key(final.item)
-            or [key(s) for s in r["progress"]] != [key(s) for s in final.steps]
+            if (r := held.get(code)) is None
+            or not Held.of(r["item"], r["progress"], ()).holds(final)
         )  # fmt: skip
         return {"outbox": sum(map(_outbox_size, self.sites)), "queued": queued,
                 "dossiers_behind": behind}  # fmt: skip
@@ -285,17 +286,19 @@ class Pipeline:
         return found
 
     def truth(self) -> dict[str, list[Version]]:
-        """Each dossier's versions at its source, rendered as the portal stores them."""
-        truth: dict[str, list[Version]] = {}
-        for site in self.sites:
-            for run in lifecycles(site.agency, site.dossiers, seed=site.seed, start=START):
-                for event in run:
+        """Each dossier's versions at its source, every one the sites will write, rendered
+        as the portal stores them."""
+        if self._truth is None:
+            truth: dict[str, list[Version]] = {}
+            for site in self.sites:
+                for event in site.system.events():
                     dossier, code = event.payload.dossier, str(event.dossier_code)
-                    steps = [to_progress_item(code, step) for step in dossier.progress]
+                    steps = (to_progress_item(code, step) for step in dossier.progress)
                     truth.setdefault(code, []).append(
-                        Version(event.seq, to_dossier_item(dossier), steps)
+                        Version.of(event.seq, to_dossier_item(dossier), steps)
                     )
-        return truth
+            self._truth = truth
+        return self._truth
 
     async def held(self) -> dict[str, Held]:
         records = await asyncio.to_thread(self._records)
@@ -304,11 +307,12 @@ class Pipeline:
     def _histories(self, records: dict[str, dict[str, Any]]) -> dict[str, Held]:
         held: dict[str, Held] = {}
         with httpx.Client(base_url=self.portal_url, timeout=60) as http:
-            for code, record in records.items():
+            for code in list(records):
+                record = records.pop(code)  # read back one at a time: a soak holds 100,000s
                 view = orjson.loads(_patient_get(http, f"/_sim/dossiers/{code}").content)
-                history = [(bool(row["changed"]), row["item"]) for row in view["history"]
-                           if row["service"] == "DongBoHoSoMC"]  # fmt: skip
-                held[code] = Held(record["item"], record["progress"], history)
+                history = ((bool(row["changed"]), row["item"]) for row in view["history"]
+                           if row["service"] == "DongBoHoSoMC")  # fmt: skip
+                held[code] = Held.of(record["item"], record["progress"], history)
         return held
 
     async def dead_letters(self) -> tuple[int, dict[str, list[str]]]:

@@ -15,7 +15,7 @@ polls on). The REST, SQL and file samples serve those rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -283,6 +283,11 @@ class LocalSystem:
     def records(self) -> list[dict[str, Any]]:
         """The current row of each dossier seen so far, oldest cap_nhat_luc first."""
         return list(self._rows.values())
+
+    def events(self) -> Iterator[Event]:
+        """Every step it replays, as the contract's event, in the order they happen: a
+        dossier's own in seq order."""
+        return iter(self._steps)
 
     def expected(self) -> dict[str, Dossier]:
         """Each dossier code's final dossier: what the portal must hold once all is synced."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.checker import Held, Version, check
 
 STEP_1 = {"NguoiXuLy": "a", "TrangThai": 2}
@@ -11,20 +13,21 @@ STEP_2 = {"NguoiXuLy": "b", "TrangThai": 4}
 def versions() -> list[Version]:
     """Four versions; the fourth adds a processing step and leaves the item as the third."""
     return [
-        Version(1, {"TrangThai": 1}, []),
-        Version(2, {"TrangThai": 2}, [STEP_1]),
-        Version(3, {"TrangThai": 4}, [STEP_1]),
-        Version(4, {"TrangThai": 4}, [STEP_1, STEP_2]),
+        Version.of(1, {"TrangThai": 1}, []),
+        Version.of(2, {"TrangThai": 2}, [STEP_1]),
+        Version.of(3, {"TrangThai": 4}, [STEP_1]),
+        Version.of(4, {"TrangThai": 4}, [STEP_1, STEP_2]),
     ]
 
 
 def held(
-    *statuses: int, changed: list[bool] | None = None, steps: list[object] | None = None
+    *statuses: int, changed: list[bool] | None = None, steps: list[dict[str, Any]] | None = None
 ) -> Held:
     flags = changed or [True] * len(statuses)
     history = [(flag, {"TrangThai": s}) for flag, s in zip(flags, statuses, strict=True)]
-    return Held({"TrangThai": statuses[-1]}, steps if steps is not None else [STEP_1, STEP_2],
-                history)  # type: ignore[arg-type]  # fmt: skip
+    return Held.of(
+        {"TrangThai": statuses[-1]}, [STEP_1, STEP_2] if steps is None else steps, history
+    )
 
 
 def counts(verdict_held: Held) -> dict[str, int]:

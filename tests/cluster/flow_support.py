@@ -57,8 +57,8 @@ def truth(events: Sequence[Event]) -> dict[str, list[Version]]:
     found: dict[str, list[Version]] = {}
     for event in events:
         dossier, code = event.payload.dossier, str(event.dossier_code)
-        steps = [to_progress_item(code, step) for step in dossier.progress]
-        found.setdefault(code, []).append(Version(event.seq, to_dossier_item(dossier), steps))
+        steps = (to_progress_item(code, step) for step in dossier.progress)
+        found.setdefault(code, []).append(Version.of(event.seq, to_dossier_item(dossier), steps))
     return found
 
 
@@ -152,7 +152,7 @@ class Portal:
                 view = orjson.loads((await http.get(f"{self.url}/_sim/dossiers/{code}")).content)
             history = [(bool(row["changed"]), row["item"]) for row in view["history"]
                        if row["service"] == DOSSIER_SERVICE]  # fmt: skip
-            return code, Held(record["item"], record["progress"], history)
+            return code, Held.of(record["item"], record["progress"], history)
 
         return dict(await asyncio.gather(*(one(c, r) for c, r in records.items())))
 
@@ -163,6 +163,5 @@ class Portal:
             1
             for code, final in finals.items()
             if (record := held.get(code)) is None
-            or record["item"] != final.item
-            or record["progress"] != list(final.steps)
+            or not Held.of(record["item"], record["progress"], ()).holds(final)
         )

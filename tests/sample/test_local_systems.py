@@ -240,6 +240,15 @@ def test_advancing_past_the_end_gives_only_what_remained_and_then_nothing() -> N
         local.advance(-1)
 
 
+def test_the_events_are_the_steps_it_replays_in_their_order_each_dossiers_own_by_seq() -> None:
+    local = system(count=20)
+    events = list(local.events())
+    written = local.advance(local.remaining)
+    assert [(str(e.dossier_code), e.seq) for e in events] == [
+        (record["ma_ho_so"], record[VERSION]) for record in written
+    ]
+
+
 def test_the_same_seed_replays_the_same_records() -> None:
     first, second, other = system(seed=9), system(seed=9), system(seed=10)
     assert first.advance(10_000) == second.advance(10_000)
