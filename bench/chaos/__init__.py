@@ -39,11 +39,12 @@ from bench.chaos.schedule import FAULTS, lanes
 from bench.checker import check
 from bench.cpu import broker_pid, rss_bytes
 from bench.faults import BrokerFaults
+from bus.settings import Settings
 
 DEFAULT_ROUNDS_PER: Final = 5000  # events per round of faults by default: 50,000 → 10 rounds
 SETTLE_TIMEOUT: Final = 300.0
 RSS_EVERY: Final = 30.0  # seconds between two readings of each process's RSS in a soak
-WARM_UP_SHARE: Final = 6  # the first sixth of a soak is its warm-up
+WARM_UP_SHARE: Final = 6  # a soak's warm-up is at least its first sixth
 
 Reading = dict[str, tuple[int | None, int | None]]  # per process: (pid, RSS bytes)
 
@@ -117,7 +118,9 @@ async def _campaign(
         rss_settled = _rss(pipeline)
         soak = None
         if capacity is not None:
-            soak = _soak(options.minutes, capacity, samples, rss_start, rss_end, rss_settled)
+            warm_up = _warm_up(options.minutes, sum(site.dossiers for site in pipeline.sites))
+            soak = _soak(options.minutes, warm_up, capacity, samples, rss_start, rss_end,
+                         rss_settled)  # fmt: skip
             # Said at once: the check that follows reads every dossier back, which is long.
             print(json.dumps({"soak": soak}), file=sys.stderr, flush=True)
         dead, dead_reasons = await pipeline.dead_letters()
@@ -143,17 +146,24 @@ async def _campaign(
     return result
 
 
+def _warm_up(minutes: float, dossiers: int) -> float:
+    """Minutes until the bounded caches are full, from which on growth is judged. The
+    largest, the sync service's per-dossier cache, fills as new dossiers come: the sources
+    open theirs evenly over the soak. Half as long again, for the ones that fill with it
+    (dedup ids, spelled dates, SQLite's pages) and for the allocator to settle."""
+    fill = minutes * min(1.0, Settings().sync_cache_dossiers / max(dossiers, 1))
+    return min(minutes / 2, max(minutes / WARM_UP_SHARE, 1.5 * fill))
+
+
 def _soak(
-    minutes: float, capacity: float, samples: list[Reading], start: Reading, end: Reading,
-    settled: Reading,
+    minutes: float, warm_up: float, capacity: float, samples: list[Reading], start: Reading,
+    end: Reading, settled: Reading,
 ) -> dict[str, Any]:  # fmt: skip
-    # Bounded caches (dedup ids, the guard's cache, SQLite's page caches) fill during the
-    # first part of a soak: growth is judged from the end of that warm-up on.
-    warm = samples[len(samples) // WARM_UP_SHARE] if samples else start
+    warm = samples[min(len(samples) - 1, round(warm_up * 60 / RSS_EVERY))] if samples else start
     return {
         "minutes": minutes,
         "capacity_eps": round(capacity, 1),
-        "warm_up_minutes": round(minutes / WARM_UP_SHARE, 1),
+        "warm_up_minutes": round(warm_up, 1),
         "rss_mb": _rss_report(start, warm, end, settled),
         "rss_series_mb": {
             name: [_mb(sample.get(name, (None, None))[1]) for sample in samples] for name in start
