@@ -40,6 +40,7 @@ from schemas.wire import to_dossier_item, to_progress_item
 
 START: Final = datetime(2025, 7, 1, 1, 30, tzinfo=UTC)
 TICK: Final = 0.2
+CATCH_UP: Final = 1.0  # seconds of events a write holds at most
 PORTAL_TIMEOUT: Final = 2.0  # the sync service's; a stall lasts longer
 # The retry budget, like the faults, is production's compressed: there, four tiers hold a
 # message 1 s to 10 min, about 11 minutes in all; here about 50 s over MAX_ATTEMPTS, longer
@@ -208,11 +209,12 @@ class Pipeline:
         faults = asyncio.gather(*(lane(planned) for planned in schedule.lanes))
         try:
             # Paced by the clock, not by ticks counted: a write takes time of its own, and a
-            # soak of M minutes must write its events in M minutes.
+            # soak of M minutes must write its events in M minutes. Behind, it catches up a
+            # second's worth a tick: a sample system writes steadily, not one huge export.
             before = self.written
             while not self.finished:
                 due = rate * (time.monotonic() - started) - (self.written - before)
-                await self._write(max(0, int(due)))
+                await self._write(max(0, int(min(due, rate * CATCH_UP))))
                 await asyncio.sleep(TICK)
             await faults
         finally:
