@@ -53,8 +53,6 @@ QUIET: Final = 6.0  # seconds all must stay settled: the management API's counts
 @dataclass
 class Site:
     unit: str
-    agency: str
-    seed: int
     dossiers: int
     system: LocalSystem
     config: Path
@@ -151,7 +149,7 @@ class Pipeline:
             source = {"folder": str(drop)}
             self._writers[system.unit] = lambda records: export(records, drop, next(formats))
         config = _config(kind, self.folder, state, source)
-        site = Site(system.unit, agency, seed, dossiers, system, config, state)
+        site = Site(system.unit, dossiers, system, config, state)
         self.sites.append(site)
         return site
 
